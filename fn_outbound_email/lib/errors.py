@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+"""Error types of the outbound email library.
+
+Input problems raise ``ValueError`` (SOAR shows the function as failed).
+Everything that goes wrong while preparing or delivering a valid request
+raises a ``MailError``; the function components turn it into a result with
+``success`` false and the error text as ``reason``.
+"""
+
+
+class MailError(Exception):
+    """A send could not be completed; the message says why and how to fix it."""
+
+
+class ConfigurationError(MailError):
+    """The [fn_outbound_email] section of app.config is wrong or incomplete."""
+
+
+class TemplateError(MailError):
+    """A template could not be found, compiled or rendered."""
+
+
+class SmimeError(MailError):
+    """Signing or encrypting failed (bad bundle, password, certificate)."""
+
+
+class OAuth2Error(MailError):
+    """The OAuth2 token endpoint refused or could not be reached."""
+
+
+class DeliveryError(MailError):
+    """The SMTP conversation failed.
+
+    ``transient`` marks failures worth retrying (connection problems, 4xx).
+    ``uncertain`` marks failures after DATA was sent, where the server may
+    have accepted the message: never retried, to avoid a second copy.
+    """
+
+    def __init__(self, message, transient=False, uncertain=False, smtp_code=None):
+        super().__init__(message)
+        self.transient = transient
+        self.uncertain = uncertain
+        self.smtp_code = smtp_code

@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+"""Default app.config sections, written by `resilient-circuits config -c|-u`."""
+
+
+def config_section_data():
+    """The commented [fn_outbound_email] and [fn_outbound_email:templates] sections."""
+    return u"""[fn_outbound_email]
+# Host name or IP address of the SMTP server (required)
+smtp_server=xxx.xxx.xxx.xxx
+# Port: 25 plain, 587 or 2525 for STARTTLS, 465 for implicit TLS.
+# When unset the port follows smtp_ssl_mode (None 25, starttls 587, ssl 465).
+smtp_port=25
+# SMTP login; may differ from the sender address
+#smtp_user=mail_user@example.com
+# Basic-auth password (required with smtp_user unless OAuth2 is configured).
+# Prefer a secret: $SMTP_PASSWORD, ^smtp_password (keyring) or a PAM plugin.
+#smtp_password=$SMTP_PASSWORD
+# Default sender; falls back to smtp_user when that is an address
+#from_email_address=soar@example.com
+# Seconds allowed for the connection and for every SMTP command
+smtp_conn_timeout=20
+# None (plain), starttls or ssl (implicit TLS)
+smtp_ssl_mode=None
+# TLS certificate check: unset or true = system CA store, a path = that CA bundle,
+# false = no verification (not recommended; a warning is logged)
+#smtp_ssl_cafile=/path/to/ca_bundle.pem
+# Default template for send_email: an absolute path, or relative to the package
+#template_file=data/templates/example_send_email.jinja
+# true: at start-up add the email_conversations table and Email Message-ID field to the Email tab
+#enable_email_conversations=false
+#
+# OAuth2 (XOAUTH2): when client_id is set OAuth2 is used instead of smtp_password.
+# Run `outbound-email oauth2-token` once to obtain the refresh_token.
+#client_id=
+#client_secret=$SMTP_CLIENT_SECRET
+#scope=https://mail.example.com/
+#token_url=https://login.example.com/oauth2/token
+#auth_url=https://login.example.com/oauth2/auth
+#refresh_token=$SMTP_REFRESH_TOKEN
+#
+# S/MIME: PKCS#12 bundle (DER or base64) with the sender's key and certificate; enables signing.
+# Encryption certificates come per send in mail_encryption_recipients.
+#p12_signing_encrypting_cert=/path/to/signing_encrypting_cert.p12
+#p12_signing_encrypting_cert_password=$P12_PASSWORD
+#
+# strftime format for dates rendered by template_helper (default ISO 8601)
+#date_format=%Y-%m-%d %H:%M:%S
+# Refuse messages larger than this many bytes before connecting (default 25 MiB)
+#max_message_size=26214400
+# Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
+#smtp_retries=2
+
+[fn_outbound_email:templates]
+# One template per line: label = path. The labels fill the mail_template_select
+# input of the example playbooks at start-up and are what mail_template_label refers to.
+#incident_summary=/path/to/incident_summary.jinja
+#task_notice=/path/to/task_notice.jinja
+"""
