@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+"""Composing the MIME message with ``EmailMessage`` and ``email.policy.SMTP``.
+
+A message is built in two layers: the *content entity* (body, alternatives,
+attachments: everything S/MIME protects) and the *outer headers* (From, To,
+Subject, ...). ``assemble`` puts the header lines in front of the entity bytes
+so a signed entity reaches the wire byte for byte as it was signed.
+"""
+
+import mimetypes
+import ntpath
+import posixpath
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime, make_msgid
+from typing import List, Optional
+
+from bs4 import BeautifulSoup
+
+from fn_outbound_email.lib.addresses import check_header_text
+
+SMTP_POLICY = policy.SMTP
+# X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
+X_PRIORITY = {"high": "1 (Highest)", "normal": "3 (Normal)", "low": "5 (Lowest)"}
+_BLOCK_TAGS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre", "blockquote")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_MESSAGE_ID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
+
+
+@dataclass
+class Attachment:
+    name: str
+    content: bytes
+    content_type: Optional[str] = None
+
+
+@dataclass
+class OuterHeaders:
+    sender: object                     # email.headerregistry.Address
+    to: List[object]
+    cc: List[object] = field(default_factory=list)
+    subject: Optional[str] = None
+    message_id: Optional[str] = None
+    in_reply_to: Optional[str] = None
+    importance: Optional[str] = None   # low / normal / high
+    date: Optional[object] = None      # datetime; now when None
+
+
+def looks_like_html(body):
+    """True when the text contains at least one HTML element."""
+    return bool(body) and "<" in body and BeautifulSoup(body, "html.parser").find() is not None
+
+
+def html_to_text(html):
+    """A readable plain-text rendering of an HTML body for the text/plain alternative."""
+    soup = BeautifulSoup(html, "html.parser")
+    for hidden in soup(["script", "style", "head", "title"]):
+        hidden.decompose()
+    for link in soup.find_all("a", href=True):
+        text = link.get_text(" ", strip=True)
+        href = link["href"]
+        if href and href != text and not href.startswith("mailto:"):
+            link.append(" <{0}>".format(href))
+    for cell in soup.find_all(["td", "th"]):
+        cell.append(" ")
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.append("\n")
+    lines = (re.sub(r"[ \t\xa0]+", " ", line).strip() for line in soup.get_text().splitlines())
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def safe_attachment_name(name):
+    """The file name a recipient sees: last path component, no control characters.
+
+    Attachment names come from SOAR users; they are only ever a MIME parameter,
+    never a path, but a name like ``../x`` is still reduced so no mail client
+    is tempted to treat it as one.
+    """
+    base = posixpath.basename(ntpath.basename(str(name or "")))
+    base = _CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
+    return base
+
+
+def _text_cte(text):
+    """7bit when it is safe, else quoted-printable (S/MIME and old relays want 7-bit clean)."""
+    if text.isascii() and all(len(line) <= 900 for line in text.splitlines()):
+        return "7bit"
+    return "quoted-printable"
+
+
+def build_content(body, attachments=(), html=None):
+    """The content entity: text, or text+HTML alternatives, plus attachments.
+
+    ``html`` None detects HTML in the body; False sends it as plain text whatever it holds.
+    """
+    # MIMEPart rather than EmailMessage: no MIME-Version header on every sub-part
+    entity = MIMEPart(policy=SMTP_POLICY)
+    body = body or ""
+    if looks_like_html(body) if html is None else html:
+        plain = html_to_text(body)
+        entity.set_content(plain, subtype="plain", charset="utf-8", cte=_text_cte(plain))
+        entity.add_alternative(body, subtype="html", charset="utf-8", cte=_text_cte(body))
+    else:
+        entity.set_content(body, subtype="plain", charset="utf-8", cte=_text_cte(body))
+    for attachment in attachments:
+        content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
+        maintype, _, subtype = content_type.partition("/")
+        # text attachments are sent as bytes too: their charset is unknown
+        entity.add_attachment(attachment.content, maintype=maintype or "application",
+                              subtype=subtype or "octet-stream", filename=safe_attachment_name(attachment.name))
+    return entity
+
+
+def entity_bytes(entity):
+    return entity.as_bytes(policy=SMTP_POLICY)
+
+
+def normalize_message_id(value, input_name):
+    """``id@host`` or ``<id@host>`` → ``<id@host>``; anything else is refused."""
+    if value is None or not str(value).strip():
+        return None
+    value = check_header_text(str(value).strip(), input_name)
+    if not _MESSAGE_ID.match(value):
+        raise ValueError("{0}: '{1}' is not a message id of the form id@host".format(input_name, value))
+    return "<{0}>".format(value.strip("<>"))
+
+
+def new_message_id(sender):
+    return make_msgid(domain=sender.domain)
+
+
+def assemble(headers, content):
+    """The whole message as bytes: outer header lines, then the content entity bytes."""
+    outer = EmailMessage(policy=SMTP_POLICY)
+    outer["From"] = headers.sender
+    if headers.to:
+        outer["To"] = headers.to
+    if headers.cc:
+        outer["Cc"] = headers.cc
+    # Bcc recipients are only in the SMTP envelope: a Bcc header would disclose them
+    outer["Subject"] = headers.subject or ""
+    outer["Date"] = format_datetime(headers.date) if headers.date else format_datetime(_now(), usegmt=False)
+    if headers.message_id:
+        outer["Message-ID"] = headers.message_id
+    if headers.in_reply_to:
+        outer["In-Reply-To"] = headers.in_reply_to
+        outer["References"] = headers.in_reply_to
+    if headers.importance:
+        outer["Importance"] = headers.importance
+        outer["X-Priority"] = X_PRIORITY[headers.importance]
+    outer["MIME-Version"] = "1.0"
+    header_block = outer.as_bytes(policy=SMTP_POLICY)
+    if header_block.endswith(b"\r\n\r\n"):
+        header_block = header_block[:-2]
+    content = content if isinstance(content, bytes) else entity_bytes(content)
+    # an S/MIME entity brings its own MIME-Version line; the outer block already has one
+    if content[:13].lower() == b"mime-version:":
+        content = content[content.index(b"\n") + 1:]
+    return header_block + content
+
+
+def _now():
+    from datetime import datetime
+    return datetime.now().astimezone()
