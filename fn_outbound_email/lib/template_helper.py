@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+"""``template_helper``: the functions templates may call to read incident data.
+
+Templates are written by playbook authors, so the helper keeps everything it
+holds (the SOAR client, settings) in underscore attributes, which the sandbox
+never lets a template reach; only the methods in ``TEMPLATE_METHODS`` are
+visible from a template.
+"""
+
+import logging
+import re
+import threading
+import time
+from datetime import datetime, timezone
+
+from markupsafe import Markup, escape
+
+LOG = logging.getLogger(__name__)
+
+_DATE_TYPES = ("datetimepicker", "datepicker")
+
+
+def _text_of(value):
+    """Rich text arrives as {"format": ..., "content": ...}; plain text as a string."""
+    if isinstance(value, dict) and "content" in value:
+        return value.get("content")
+    return value
+
+
+class LazyList:
+    """A list fetched from SOAR the first time a template looks at it."""
+
+    def __init__(self, loader):
+        self._loader = loader
+        self._items = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._items is None:
+                self._items = list(self._loader() or [])
+            return self._items
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self):
+        return len(self._load())
+
+    def __getitem__(self, index):
+        return self._load()[index]
+
+    def __bool__(self):
+        return bool(self._load())
+
+    @property
+    def loaded(self):
+        return self._items is not None
+
+
+class TemplateHelper:
+    """Methods available to templates as ``template_helper.<method>(...)``."""
+
+    TEMPLATE_METHODS = frozenset((
+        "get_incident_value", "get_artifacts", "get_notes", "generate_incident_url", "generate_task_url",
+        "get_datatable", "get_datatable_value_array", "format_timestamp", "get_timestamp", "regex_replace",
+        "get_list_from_string", "get_action_field_value", "get_value_as_string",
+    ))
+
+    def __init__(self, soar, date_format=None):
+        self._soar = soar
+        self._date_format = date_format
+
+    # --- values -------------------------------------------------------------------------------------
+    def get_incident_value(self, incident, field_name):
+        """The incident field as a display string; None for an unknown field."""
+        field_def = self._soar.get_field_definitions("incident").get(field_name)
+        if field_def is None or incident is None:
+            return None
+        holder = incident.get(field_def.get("prefix")) if field_def.get("prefix") else incident
+        value = (holder or {}).get(field_name)
+        return self.get_value_as_string(field_def, value)
+
+    def get_value_as_string(self, field_def, value):
+        """Format a value the way SOAR shows it, according to its field definition."""
+        if value is None:
+            return None
+        input_type = (field_def or {}).get("input_type")
+        labels = {entry.get("value"): entry.get("label") for entry in (field_def or {}).get("values") or []}
+        if input_type in _DATE_TYPES and isinstance(value, (int, float)):
+            return self.format_timestamp(value)
+        if isinstance(value, list):
+            return ", ".join(str(labels.get(item, _text_of(item))) for item in value)
+        if input_type in ("select", "multiselect") and value in labels:
+            return str(labels[value])
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        value = _text_of(value)
+        return None if value is None else str(value)
+
+    def get_action_field_value(self, action, field_name):
+        """A field of an activity form (rule/playbook inputs) from its properties."""
+        if not isinstance(action, dict):
+            return None
+        properties = action.get("properties") or action.get("inputs") or {}
+        value = properties.get(field_name, action.get(field_name))
+        return _text_of(value)
+
+    # --- related data ------------------------------------------------------------------------------
+    def get_artifacts(self, artifact):
+        """Artifacts as dicts with value, description (as text), type and the rest."""
+        result = []
+        for item in artifact or []:
+            item = dict(item)
+            item["description"] = _text_of(item.get("description"))
+            result.append(item)
+        return result
+
+    def get_notes(self, note, get_children=True):
+        """Notes flattened, each with its text; children follow their parent when asked."""
+        flat = []
+
+        def visit(items):
+            for item in items or []:
+                entry = dict(item)
+                entry["text"] = _text_of(item.get("text")) or ""
+                flat.append(entry)
+                if get_children:
+                    visit(item.get("children"))
+
+        visit(note)
+        return flat
+
+    def get_datatable(self, name, incident_id, html=True):
+        """The incident's data table as an HTML table, or its rows as dicts with html=False."""
+        columns = sorted(self._soar.get_field_definitions(name).values(), key=lambda column: column.get("order", 0))
+        rows = []
+        for row in self._soar.get_datatable_rows(incident_id, name):
+            cells = row.get("cells") or {}
+            rows.append({column["name"]: self.get_value_as_string(
+                column, (cells.get(column["name"]) or {}).get("value")) for column in columns})
+        if not html:
+            return rows
+        head = "".join("<th>{0}</th>".format(escape(column.get("text") or column["name"])) for column in columns)
+        body = "".join("<tr>{0}</tr>".format("".join(
+            "<td>{0}</td>".format(escape(row[column["name"]] or "")) for column in columns)) for row in rows)
+        return Markup('<table border="1"><tr>{0}</tr>{1}</table>'.format(head, body))
+
+    def get_datatable_value_array(self, incident_id, name, field_name):
+        """One column's values across the rows, comma joined."""
+        values = [row.get(field_name) for row in self.get_datatable(name, incident_id, html=False)]
+        return ", ".join(value for value in values if value)
+
+    # --- links -----------------------------------------------------------------------------------------
+    def generate_incident_url(self, incident_id):
+        return self._soar.incident_url(incident_id)
+
+    def generate_task_url(self, incident_id, task_id):
+        return self._soar.task_url(incident_id, task_id)
+
+    # --- small utilities ---------------------------------------------------------------------------
+    def format_timestamp(self, epoch_ms):
+        """Epoch milliseconds as ISO 8601 (UTC), or with the app.config date_format."""
+        if epoch_ms in (None, ""):
+            return None
+        moment = datetime.fromtimestamp(int(epoch_ms) / 1000.0, tz=timezone.utc)
+        return moment.strftime(self._date_format) if self._date_format else moment.isoformat()
+
+    def get_timestamp(self, offset=0):
+        """Now as epoch milliseconds, plus ``offset`` milliseconds."""
+        return int(time.time() * 1000) + int(offset or 0)
+
+    def regex_replace(self, value, pattern, replacement):
+        return re.sub(pattern, replacement, "" if value is None else str(value))
+
+    def get_list_from_string(self, value):
+        """'a, b ,c' → ['a', 'b', 'c']"""
+        return [item.strip() for item in str(value or "").split(",") if item.strip()]
