@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+"""Function send_email2: templated mail with headers, attachments and S/MIME."""
+
+from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
+from resilient_lib import str_to_bool, validate_fields
+
+from fn_outbound_email.lib.errors import MailError
+from fn_outbound_email.lib.mailer import MailRequest, mailer_for
+
+PACKAGE_NAME = "fn_outbound_email"
+FN_NAME = "send_email2"
+
+
+class FunctionComponent(AppFunctionComponent):
+    """Component that implements function 'send_email2'"""
+
+    def __init__(self, opts):
+        super(FunctionComponent, self).__init__(opts, PACKAGE_NAME)
+
+    @app_function(FN_NAME)
+    def _app_function(self, fn_inputs):
+        yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
+        validate_fields(["mail_to", "mail_incident_id"], fn_inputs)
+        inputs = fn_inputs._asdict()
+        request = MailRequest(
+            incident_id=inputs.get("mail_incident_id"),
+            to=inputs.get("mail_to"),
+            cc=inputs.get("mail_cc"),
+            bcc=inputs.get("mail_bcc"),
+            sender=inputs.get("mail_from"),
+            subject=inputs.get("mail_subject"),
+            body=inputs.get("mail_body"),
+            inline_template=inputs.get("mail_inline_template"),
+            template_label=inputs.get("mail_template_label"),
+            merge_body=str_to_bool(inputs.get("mail_merge_body") or False),
+            attachments=inputs.get("mail_attachments"),
+            importance=inputs.get("mail_importance"),
+            message_id=inputs.get("mail_message_id"),
+            in_reply_to=inputs.get("mail_in_reply_to"),
+            encryption_recipients=inputs.get("mail_encryption_recipients"),
+            mail_inputs=inputs,
+        )
+        try:
+            mailer = mailer_for(self.opts, self.rest_client(), self.rc)
+            prepared = mailer.prepare(request)
+            yield self.status_message("Delivering {0} ({1} bytes) to {2} recipient(s)".format(
+                prepared.message_id, len(prepared.message), len(prepared.recipients)))
+            outcome = mailer.deliver(prepared)
+        except MailError as err:
+            self.LOG.error("%s failed: %s", FN_NAME, err)
+            yield FunctionResult(failure_content(request), success=False, reason=str(err))
+            return
+
+        yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
+        yield FunctionResult({
+            "mail_body": outcome.body,
+            "mail_from": outcome.sender,
+            "message_id": outcome.message_id,
+            "recipients": {"accepted": outcome.accepted, "refused": outcome.refused},
+            "attachments": {"sent": outcome.attachments_sent, "missing": outcome.attachments_missing},
+            "signed": outcome.signed,
+            "encrypted": outcome.encrypted,
+        })
+
+
+def failure_content(request):
+    """The result content of a send that did not happen."""
+    return {
+        "mail_body": None,
+        "mail_from": request.sender,
+        "message_id": None,
+        "recipients": {"accepted": [], "refused": {}},
+        "attachments": {"sent": [], "missing": []},
+        "signed": False,
+        "encrypted": False,
+    }

@@ -1,0 +1,257 @@
+# -*- coding: utf-8 -*-
+"""The one send pipeline both SOAR functions use.
+
+``Mailer.prepare`` checks the request, renders the body, fetches attachments
+and composes the message (optionally signed and encrypted); ``Mailer.deliver``
+hands it to SMTP. Input mistakes raise ``ValueError``; anything else that stops
+a send raises a ``MailError`` whose text is the reason shown in SOAR.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from fn_outbound_email.lib import compose
+from fn_outbound_email.lib.addresses import (check_header_text, parse_address, parse_address_list,
+                                             unique_envelope_recipients)
+from fn_outbound_email.lib.errors import MailError, TemplateError
+from fn_outbound_email.lib.smtp_transport import PasswordAuthenticator, SmtpTransport
+from fn_outbound_email.lib.template_helper import LazyList, TemplateHelper
+from fn_outbound_email.lib.templating import renderer as default_renderer
+
+LOG = logging.getLogger(__name__)
+
+IMPORTANCE_VALUES = ("low", "normal", "high")
+NO_BODY_REASON = "No email body or template specified"
+
+
+class NoBodyError(MailError):
+    """Neither a body nor a template was given (a result, not an exception, in SOAR)."""
+
+
+@dataclass
+class MailRequest:
+    """What a function asks for; the text fields are the raw function inputs."""
+    incident_id: Optional[int]
+    to: Optional[str]
+    cc: Optional[str] = None
+    bcc: Optional[str] = None
+    sender: Optional[str] = None
+    subject: Optional[str] = None
+    body: Optional[str] = None
+    inline_template: Optional[str] = None
+    template_label: Optional[str] = None
+    template_file: Optional[str] = None
+    merge_body: bool = False
+    attachments: Optional[str] = None
+    importance: Optional[str] = None
+    message_id: Optional[str] = None
+    in_reply_to: Optional[str] = None
+    encryption_recipients: Optional[str] = None
+    plain_text_only: bool = False          # send_email's mail_body_text is text even if it looks like HTML
+    mail_inputs: Dict[str, object] = field(default_factory=dict)   # the template's `mail`
+
+
+@dataclass
+class PreparedMail:
+    message: bytes
+    envelope_from: str
+    recipients: List[str]
+    body: str
+    sender: str
+    message_id: str
+    attachments_sent: List[str]
+    attachments_missing: List[str]
+    signed: bool
+    encrypted: bool
+
+
+@dataclass
+class SendOutcome:
+    body: str
+    sender: str
+    message_id: str
+    accepted: List[str]
+    refused: Dict[str, str]
+    attachments_sent: List[str]
+    attachments_missing: List[str]
+    signed: bool
+    encrypted: bool
+
+
+def build_transport(settings, requests_common=None):
+    """The SMTP transport with the authentication app.config asks for (shared by sending and selftest)."""
+    if settings.oauth2:
+        from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+        if settings.smtp_password:
+            LOG.warning("Both smtp_password and OAuth2 (client_id) are set: OAuth2 is used and the password ignored")
+        user = settings.smtp_user or settings.from_address
+        authenticator = OAuth2Authenticator(user, OAuth2TokenProvider(settings.oauth2, requests_common))
+    elif settings.smtp_user:
+        authenticator = PasswordAuthenticator(settings.smtp_user, settings.smtp_password)
+    else:
+        authenticator = None
+    return SmtpTransport(settings, authenticator)
+
+
+def mailer_for(opts, rest_client, requests_common=None):
+    """The Mailer for a function call: settings from app.config, SOAR access through ``rest_client``."""
+    from fn_outbound_email.lib.settings import load_settings
+    from fn_outbound_email.lib.soar import SoarClient
+    soar_options = opts.get("resilient") or {}
+    soar = SoarClient(rest_client, soar_options.get("host"), soar_options.get("port"))
+    return Mailer(load_settings(opts), soar, requests_common=requests_common)
+
+
+class Mailer:
+    def __init__(self, settings, soar, transport=None, renderer=None, requests_common=None):
+        self._settings = settings
+        self._soar = soar
+        self._transport = transport or build_transport(settings, requests_common)
+        self._renderer = renderer or default_renderer
+
+    @property
+    def default_template_file(self):
+        """app.config template_file, send_email's template when the function gives none."""
+        return self._settings.template_file
+
+    # --- the pipeline --------------------------------------------------------------------------------
+    def send(self, request):
+        return self.deliver(self.prepare(request))
+
+    def prepare(self, request):
+        """Validate, render, fetch attachments and compose; nothing is sent yet."""
+        if request.inline_template and request.template_label:
+            raise ValueError("Give either mail_inline_template or mail_template_label, not both")
+        if request.incident_id in (None, ""):
+            raise ValueError("mail_incident_id is required")
+        try:
+            incident_id = int(request.incident_id)
+        except (TypeError, ValueError):
+            raise ValueError("mail_incident_id must be a number, not {0!r}".format(request.incident_id))
+        to = parse_address_list(request.to, "mail_to")
+        if not to:
+            raise ValueError("mail_to is required: give at least one recipient address")
+        cc = parse_address_list(request.cc, "mail_cc")
+        bcc = parse_address_list(request.bcc, "mail_bcc")
+        sender_text = (request.sender or "").strip() or self._settings.default_sender
+        if not sender_text:
+            raise ValueError("No sender: give mail_from, or set from_email_address (or an address as smtp_user) "
+                             "in app.config")
+        sender = parse_address(sender_text, "mail_from")
+        subject = check_header_text(request.subject, "mail_subject")
+        importance = self._importance(request.importance)
+        message_id = compose.normalize_message_id(request.message_id, "mail_message_id") or \
+            compose.new_message_id(sender)
+        in_reply_to = compose.normalize_message_id(request.in_reply_to, "mail_in_reply_to")
+        recipient_certs = self._recipient_certificates(request.encryption_recipients)
+
+        body, is_html = self._body(request, incident_id)
+        attachments, sent, missing = self._attachments(incident_id, request.attachments)
+
+        content = compose.entity_bytes(compose.build_content(body, attachments, html=is_html))
+        content, signed, encrypted = self._protect(content, recipient_certs)
+        headers = compose.OuterHeaders(sender=sender, to=to, cc=cc, subject=subject, message_id=message_id,
+                                       in_reply_to=in_reply_to, importance=importance)
+        message = compose.assemble(headers, content)
+        if len(message) > self._settings.max_message_size:
+            raise MailError("The message is {0} bytes, more than max_message_size ({1} bytes); send fewer or smaller "
+                            "attachments".format(len(message), self._settings.max_message_size))
+        return PreparedMail(message=message, envelope_from=sender.addr_spec,
+                            recipients=unique_envelope_recipients(to, cc, bcc), body=body, sender=str(sender),
+                            message_id=message_id, attachments_sent=sent, attachments_missing=missing,
+                            signed=signed, encrypted=encrypted)
+
+    def deliver(self, prepared):
+        started = time.monotonic()
+        report = self._transport.deliver(prepared.envelope_from, prepared.recipients, prepared.message)
+        LOG.info("Sent %s (%d bytes) to %d recipient(s), %d refused, in %.2f s", prepared.message_id,
+                 len(prepared.message), len(report.accepted), len(report.refused), time.monotonic() - started)
+        return SendOutcome(body=prepared.body, sender=prepared.sender, message_id=prepared.message_id,
+                           accepted=report.accepted, refused=report.refused,
+                           attachments_sent=prepared.attachments_sent,
+                           attachments_missing=prepared.attachments_missing,
+                           signed=prepared.signed, encrypted=prepared.encrypted)
+
+    # --- steps ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _importance(value):
+        if value in (None, ""):
+            return None
+        importance = str(value).strip().lower()
+        if importance not in IMPORTANCE_VALUES:
+            raise ValueError("mail_importance must be one of low, normal, high, not {0!r}".format(value))
+        return importance
+
+    def _body(self, request, incident_id):
+        """(body text, is_html): a template's kind decides HTML, a given body is examined (None)."""
+        if request.inline_template:
+            rendered = self._renderer.render(request.inline_template, self._context(request, incident_id),
+                                             name="mail_inline_template")
+        elif request.template_label:
+            path = self._settings.templates.get(request.template_label.strip())
+            if not path:
+                known = ", ".join(sorted(self._settings.templates)) or "none"
+                raise TemplateError("Template label '{0}' is not defined in [fn_outbound_email:templates] of "
+                                    "app.config (defined: {1})".format(request.template_label, known))
+            rendered = self._renderer.render_file(path, self._context(request, incident_id))
+        elif request.template_file:
+            rendered = self._renderer.render_file(request.template_file, self._context(request, incident_id))
+        else:
+            if request.body in (None, ""):
+                raise NoBodyError(NO_BODY_REASON)
+            return request.body, (False if request.plain_text_only else None)
+        text = str(rendered)
+        if request.merge_body and request.body:
+            text = text + "\n" + request.body
+        return text, rendered.is_html
+
+    def _context(self, request, incident_id):
+        soar = self._soar
+        return {
+            "incident": soar.get_incident(incident_id),
+            "artifact": LazyList(lambda: soar.get_artifacts(incident_id)),
+            "note": LazyList(lambda: soar.get_notes(incident_id)),
+            "mail": dict(request.mail_inputs),
+            "template_helper": TemplateHelper(soar, self._settings.date_format),
+        }
+
+    def _attachments(self, incident_id, spec):
+        """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal."""
+        if not spec or not str(spec).strip():
+            return [], [], []
+        wanted = [name.strip() for name in str(spec).split(",") if name.strip()]
+        available = self._soar.list_attachments(incident_id)
+        if "*" in wanted:
+            chosen, missing = list(available), []
+        else:
+            chosen, missing = [], []
+            for name in dict.fromkeys(wanted):       # each name once, in order
+                matches = [item for item in available if item.get("name") == name]
+                chosen.extend(matches)
+                if not matches:
+                    missing.append(name)
+        attachments = [compose.Attachment(name=item.get("name") or "attachment",
+                                          content=self._soar.get_attachment_content(incident_id, item))
+                       for item in chosen]
+        if missing:
+            LOG.warning("Attachments not found on incident %s: %s", incident_id, ", ".join(missing))
+        return attachments, [item.name for item in attachments], missing
+
+    def _recipient_certificates(self, pem_text):
+        if not pem_text or not str(pem_text).strip():
+            return None
+        from fn_outbound_email.lib import smime
+        return smime.parse_recipient_certificates(str(pem_text))
+
+    def _protect(self, content, recipient_certs):
+        """Sign with the configured bundle and encrypt to the recipients' certificates, when asked."""
+        if not self._settings.p12_bundle and not recipient_certs:
+            return content, False, False
+        from fn_outbound_email.lib import smime
+        identity = None
+        if self._settings.p12_bundle:
+            identity = smime.load_signing_identity(self._settings.p12_bundle, self._settings.p12_password)
+        protected = smime.protect_entity(content, identity=identity, recipients=recipient_certs)
+        return protected, identity is not None, bool(recipient_certs)

@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+"""The SMTP conversation: connect (plain, STARTTLS or implicit TLS), authenticate, deliver.
+
+Every network step is bounded by ``smtp_conn_timeout``. Transient failures
+(connection problems, 4xx replies) are retried ``smtp_retries`` times with
+backoff; once the message data has been sent the outcome may be a delivered
+mail, so a failure from then on is reported as uncertain and never retried.
+"""
+
+import logging
+import re
+import smtplib
+import socket
+import ssl
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from fn_outbound_email.lib.errors import DeliveryError
+
+LOG = logging.getLogger(__name__)
+
+BACKOFF_SECONDS = 2.0          # first retry after 2 s, then 4 s, 8 s ...
+DATA_CHUNK_BYTES = 1 << 20     # the message is sent in pieces of about this size
+_LINE_STARTING_WITH_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass
+class DeliveryReport:
+    accepted: List[str] = field(default_factory=list)
+    refused: Dict[str, str] = field(default_factory=dict)
+
+
+def _reply_text(code, message):
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return "{0} {1}".format(code, " ".join(str(message).split())).strip()
+
+
+class PasswordAuthenticator:
+    """AUTH LOGIN/PLAIN (whatever smtplib and the server agree on) with the configured password."""
+
+    def __init__(self, user, password):
+        self._user = user
+        self._password = password
+
+    def authenticate(self, smtp):
+        try:
+            smtp.login(self._user, self._password)
+        except smtplib.SMTPNotSupportedError:
+            raise DeliveryError("The SMTP server does not offer AUTH{0}; check smtp_ssl_mode (many servers offer "
+                                "AUTH only after STARTTLS) or remove smtp_user".format(
+                                    "" if smtp.does_esmtp else " (no ESMTP)"))
+        except smtplib.SMTPAuthenticationError as err:
+            raise DeliveryError("The SMTP server refused the login of user '{0}': {1}; check smtp_user and "
+                                "smtp_password".format(self._user, _reply_text(err.smtp_code, err.smtp_error)),
+                                smtp_code=err.smtp_code)
+        except smtplib.SMTPException as err:
+            raise DeliveryError("SMTP AUTH failed for user '{0}': {1}".format(self._user, err))
+
+
+def tls_context(ssl_verify):
+    """Verification as app.config says: system CAs, a CA bundle, or (warned) none."""
+    if ssl_verify is False:
+        LOG.warning("smtp_ssl_cafile = false: the SMTP server's TLS certificate is NOT verified")
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ssl_verify is True:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=ssl_verify)
+
+
+class SmtpTransport:
+    """Connects to the configured server and delivers prepared messages."""
+
+    def __init__(self, settings, authenticator=None):
+        self._settings = settings
+        self._authenticator = authenticator
+
+    @property
+    def server(self):
+        return "{0}:{1}".format(self._settings.smtp_server, self._settings.smtp_port)
+
+    # --- public ------------------------------------------------------------------------------------
+    def deliver(self, envelope_from, recipients, message):
+        """Send ``message`` (bytes) to ``recipients``; retry transient failures; return a DeliveryReport."""
+        attempt = 0
+        while True:
+            try:
+                with self.session() as smtp:
+                    return self._transaction(smtp, envelope_from, recipients, message)
+            except DeliveryError as err:
+                if not err.transient or err.uncertain or attempt >= self._settings.retries:
+                    raise
+                attempt += 1
+                delay = BACKOFF_SECONDS * (2 ** (attempt - 1))
+                LOG.warning("Transient SMTP failure (%s); retry %d of %d in %.1f s",
+                            err, attempt, self._settings.retries, delay)
+                time.sleep(delay)
+
+    def check_connection(self):
+        """Connect, negotiate TLS, authenticate, NOOP and QUIT: what selftest needs. Sends nothing."""
+        with self.session() as smtp:
+            code, reply = smtp.noop()
+            if code != 250:
+                raise DeliveryError("The SMTP server answered NOOP with {0}".format(_reply_text(code, reply)),
+                                    smtp_code=code)
+
+    @contextmanager
+    def session(self):
+        """A connected, TLS-negotiated, authenticated SMTP session; QUIT on exit."""
+        smtp = self._connect()
+        try:
+            yield smtp
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    # --- connection -----------------------------------------------------------------------------------
+    def _connect(self):
+        settings = self._settings
+        try:
+            if settings.ssl_mode == "ssl":
+                smtp = smtplib.SMTP_SSL(timeout=settings.timeout, context=tls_context(settings.ssl_verify))
+            else:
+                smtp = smtplib.SMTP(timeout=settings.timeout)
+            code, reply = smtp.connect(settings.smtp_server, settings.smtp_port)
+        except Exception as err:
+            raise self._connection_error(err, "connecting to")
+        try:
+            if code != 220:
+                raise DeliveryError("The SMTP server {0} greeted with {1}".format(self.server, _reply_text(code, reply)),
+                                    transient=400 <= code < 500, smtp_code=code)
+            smtp.ehlo_or_helo_if_needed()
+            if settings.ssl_mode == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise DeliveryError("The SMTP server {0} does not offer STARTTLS; set smtp_ssl_mode to ssl (port "
+                                        "465) or None".format(self.server))
+                code, reply = smtp.starttls(context=tls_context(settings.ssl_verify))
+                smtp.ehlo()
+            if self._authenticator is not None:
+                self._authenticator.authenticate(smtp)
+            return smtp
+        except DeliveryError:
+            smtp.close()
+            raise
+        except Exception as err:
+            smtp.close()
+            raise self._connection_error(err, "talking to")
+
+    def _connection_error(self, err, doing):
+        server = self.server
+        if isinstance(err, DeliveryError):
+            return err
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return DeliveryError("The TLS certificate of the SMTP server {0} is not trusted ({1}); set "
+                                 "smtp_ssl_cafile to the CA bundle that issued it".format(
+                                     server, err.verify_message or err.reason))
+        if isinstance(err, ssl.SSLError):
+            return DeliveryError("TLS with the SMTP server {0} failed: {1}; check smtp_ssl_mode (ssl for port 465, "
+                                 "starttls for 587) ".format(server, err.reason or err).strip())
+        if isinstance(err, socket.gaierror):
+            return DeliveryError("The SMTP server name '{0}' cannot be resolved ({1}); check smtp_server".format(
+                self._settings.smtp_server, err.strerror or err))
+        if isinstance(err, (socket.timeout, TimeoutError)):
+            return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}; check smtp_server, smtp_port "
+                                 "and firewalls, or raise smtp_conn_timeout".format(
+                                     self._settings.timeout, doing, server), transient=True)
+        if isinstance(err, ConnectionRefusedError):
+            return DeliveryError("The SMTP server {0} refused the connection; check smtp_server and smtp_port".format(
+                server), transient=True)
+        if isinstance(err, smtplib.SMTPServerDisconnected):
+            return DeliveryError("The SMTP server {0} closed the connection ({1})".format(server, err), transient=True)
+        if isinstance(err, smtplib.SMTPResponseException):
+            return DeliveryError("The SMTP server {0} answered {1}".format(
+                server, _reply_text(err.smtp_code, err.smtp_error)),
+                transient=400 <= err.smtp_code < 500, smtp_code=err.smtp_code)
+        if isinstance(err, OSError):
+            return DeliveryError("Network error {0} the SMTP server {1}: {2}".format(doing, server, err), transient=True)
+        return DeliveryError("SMTP error {0} {1}: {2}".format(doing, server, err))
+
+    # --- one mail transaction -------------------------------------------------------------------------
+    def _transaction(self, smtp, envelope_from, recipients, message):
+        try:
+            options = ["SIZE={0}".format(len(message))] if smtp.has_extn("size") else []
+            code, reply = smtp.mail(envelope_from, options)
+            if code != 250:
+                smtp.rset()
+                raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
+                    envelope_from, _reply_text(code, reply)), transient=400 <= code < 500, smtp_code=code)
+            report = DeliveryReport()
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code in (250, 251):
+                    report.accepted.append(recipient)
+                else:
+                    report.refused[recipient] = _reply_text(code, reply)
+            if not report.accepted:
+                smtp.rset()
+                transient = all(reason.startswith("4") for reason in report.refused.values())
+                raise DeliveryError("The SMTP server refused every recipient: {0}".format(
+                    "; ".join("{0}: {1}".format(k, v) for k, v in report.refused.items())), transient=transient)
+            code, reply = smtp.docmd("DATA")
+            if code != 354:
+                raise DeliveryError("The SMTP server refused DATA: {0}".format(_reply_text(code, reply)),
+                                    transient=400 <= code < 500, smtp_code=code)
+        except DeliveryError:
+            raise
+        except Exception as err:
+            raise self._connection_error(err, "sending to")
+
+        # from here on the server may have the message: failures are uncertain, never retried
+        try:
+            self._send_data(smtp, message)
+            code, reply = smtp.getreply()
+        except Exception as err:
+            raise DeliveryError("The connection to the SMTP server {0} failed after the message was sent ({1}); "
+                                "delivery is uncertain, so it was not sent again: check the recipients' mailboxes "
+                                "before resending".format(self.server, err), uncertain=True)
+        if code != 250:
+            raise DeliveryError("The SMTP server did not accept the message: {0}".format(_reply_text(code, reply)),
+                                transient=400 <= code < 500, smtp_code=code)
+        return report
+
+    @staticmethod
+    def _send_data(smtp, message):
+        """Send the message after DATA: dot-stuffed, in line-aligned chunks, then the terminating dot."""
+        position, size = 0, len(message)
+        while position < size:
+            end = message.find(b"\n", min(position + DATA_CHUNK_BYTES, size) - 1)
+            end = size if end == -1 else end + 1
+            smtp.send(_LINE_STARTING_WITH_DOT.sub(b"..", message[position:end]))
+            position = end
+        smtp.send(b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
