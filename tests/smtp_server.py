@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1, recording what it receives.
+
+Variants: plain, STARTTLS, implicit TLS, AUTH (LOGIN/PLAIN) with one valid
+user, and recipients the server refuses.
+"""
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass
+from typing import List
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+SMTP_USER = "mailer@example.com"
+SMTP_PASSWORD = "s3cret-Passw0rd!"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ReceivedMessage:
+    mail_from: str
+    rcpt_tos: List[str]
+    data: bytes
+
+    @property
+    def message(self):
+        # parsed with LF line ends, so text parts read as Python text does
+        return email.message_from_bytes(self.data.replace(b"\r\n", b"\n"), policy=email.policy.default)
+
+
+class RecordingHandler:
+    def __init__(self, refuse=()):
+        self.messages = []
+        self.refuse = {address.lower() for address in refuse}
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refuse:
+            return "550 5.1.1 <{0}>: mailbox unavailable".format(address)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK: queued"
+
+
+def password_authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == SMTP_USER and \
+        auth_data.password.decode() == SMTP_PASSWORD
+    return AuthResult(success=ok, handled=False)
+
+
+class SmtpTestServer:
+    """Context manager: ``with SmtpTestServer(...) as server: server.port, server.messages``."""
+
+    def __init__(self, handler=None, tls_context=None, implicit_tls_context=None, require_starttls=False,
+                 auth=False, refuse=(), port=None):
+        self.handler = handler or RecordingHandler(refuse=refuse)
+        self.port = port or free_port()
+        kwargs = {"hostname": "127.0.0.1", "port": self.port, "server_hostname": "localhost",
+                  "auth_require_tls": False}
+        if tls_context is not None:
+            kwargs.update(tls_context=tls_context, require_starttls=require_starttls)
+        if implicit_tls_context is not None:
+            kwargs["ssl_context"] = implicit_tls_context
+        if auth:
+            kwargs["authenticator"] = password_authenticator
+            kwargs["auth_required"] = True
+        self._controller_kwargs = kwargs
+        self.controller = Controller(self.handler, **kwargs)
+
+    def stop(self):
+        self.controller.stop()
+
+    def start(self):
+        """(Re)start on the same port: an aiosmtpd Controller cannot be started twice."""
+        self.controller = Controller(self.handler, **self._controller_kwargs)
+        self.controller.start()
+
+    @property
+    def messages(self):
+        return self.handler.messages
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.controller.stop()

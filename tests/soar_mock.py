@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+"""A mock SOAR REST API with one rich incident, for pytest-resilient-circuits.
+
+The incident has text, select, multiselect, date, number, boolean and
+text-area fields, artifacts, notes with children, incident and task
+attachments (two of them share a name) and a data table. Every request is
+counted so tests can assert how many REST calls a send makes.
+"""
+
+import re
+from collections import namedtuple
+
+import requests_mock
+from pytest_resilient_circuits import BasicResilientMock, resilient_endpoint
+
+INCIDENT_ID = 2314
+TASK_ID = 7001
+ORG_ID = 201
+
+_Endpoint = namedtuple("Endpoint", "type uri")
+# resilient's mock metaclass adds every subclass's endpoints to the base class's dict;
+# keep a copy of the base set so each mock class gets exactly its own endpoints
+_BASIC_ENDPOINTS = dict(BasicResilientMock.registered_endpoints)
+
+
+def isolated_endpoints(cls):
+    """Class decorator: give a mock class only the endpoints it and its bases define."""
+    endpoints = dict(_BASIC_ENDPOINTS)
+    for klass in reversed(cls.__mro__):
+        for value in vars(klass).values():
+            if hasattr(value, "uri") and hasattr(value, "request_type"):
+                endpoints[_Endpoint(value.request_type, value.uri)] = value
+    cls.registered_endpoints = endpoints
+    BasicResilientMock.registered_endpoints.clear()
+    BasicResilientMock.registered_endpoints.update(_BASIC_ENDPOINTS)
+    return cls
+
+
+def _field(name, input_type, text, prefix=None, values=None, order=0):
+    return {"name": name, "text": text, "input_type": input_type, "prefix": prefix, "values": values or [],
+            "type_id": 0, "order": order, "uuid": "00000000-0000-0000-0000-{0:012d}".format(abs(hash(name)) % 10 ** 12)}
+
+
+INCIDENT_FIELDS = {
+    "name": _field("name", "text", "Name"),
+    "description": _field("description", "textarea", "Description"),
+    "severity_code": _field("severity_code", "select", "Severity",
+                            values=[{"value": 4, "label": "Low"}, {"value": 5, "label": "Medium"},
+                                    {"value": 6, "label": "High"}]),
+    "plan_status": _field("plan_status", "select", "Status",
+                          values=[{"value": "A", "label": "Active"}, {"value": "C", "label": "Closed"}]),
+    "create_date": _field("create_date", "datetimepicker", "Date Created"),
+    "discovered_date": _field("discovered_date", "datetimepicker", "Date Discovered"),
+    "incident_type_ids": _field("incident_type_ids", "multiselect", "Incident Type"),
+    "confirmed": _field("confirmed", "boolean", "Confirmed"),
+    "custom_text": _field("custom_text", "text", "Custom text", prefix="properties"),
+    "custom_select": _field("custom_select", "select", "Custom select", prefix="properties",
+                            values=[{"value": 301, "label": "Alpha"}, {"value": 302, "label": "Beta"}]),
+    "custom_multi": _field("custom_multi", "multiselect", "Custom multi", prefix="properties",
+                           values=[{"value": 401, "label": "Red"}, {"value": 402, "label": "Green"}]),
+    "custom_number": _field("custom_number", "number", "Custom number", prefix="properties"),
+    "custom_notes": _field("custom_notes", "textarea", "Custom notes", prefix="properties"),
+    "custom_date": _field("custom_date", "datepicker", "Custom date", prefix="properties"),
+}
+
+TABLE_FIELDS = {
+    "ioc": _field("ioc", "text", "Indicator", order=0),
+    "seen": _field("seen", "datetimepicker", "First seen", order=1),
+    "score": _field("score", "number", "Score", order=2),
+}
+
+
+def make_incident():
+    return {
+        "id": INCIDENT_ID, "name": "Phishing wave: \"Invoice\" & <script>", "org_id": ORG_ID,
+        "description": {"format": "html", "content": "<p>Users got <b>invoice</b> mails from O'Brien & Co.</p>"
+                                                     "<script>alert(1)</script>"},
+        "severity_code": "Medium", "plan_status": "A", "create_date": 1659708203441,
+        "discovered_date": 1659700000000, "incident_type_ids": ["Phishing", "Malware"], "confirmed": True,
+        "phase_id": "Respond", "owner_id": "analyst@example.com",
+        "properties": {"custom_text": "Tom's \"quoted\" & <tagged> text", "custom_select": "Beta",
+                       "custom_multi": ["Red", "Green"], "custom_number": 42,
+                       "custom_notes": {"format": "text", "content": "line one\nline two"},
+                       "custom_date": 1659657600000},
+    }
+
+
+ARTIFACTS = [
+    {"id": 1, "type": "IP Address", "value": "203.0.113.7", "description": "sender relay"},
+    {"id": 2, "type": "Email Sender", "value": "billing@evil.example",
+     "description": {"format": "text", "content": "spoofed sender"}},
+]
+
+NOTES = [
+    {"id": 11, "parent_id": None, "text": {"format": "html", "content": "<p>Parent note</p>"},
+     "children": [{"id": 12, "parent_id": 11, "text": "Child note", "children": []}]},
+    {"id": 13, "parent_id": None, "text": "Second note", "children": []},
+]
+
+ATTACHMENTS = [
+    {"type": "incident", "id": 31, "name": "report.txt", "content_type": "text/plain", "task_id": None},
+    {"type": "task", "id": 32, "name": "report.txt", "content_type": "text/plain", "task_id": TASK_ID},
+    {"type": "incident", "id": 33, "name": "Prüfbericht ä.pdf", "content_type": "application/pdf", "task_id": None},
+    {"type": "incident", "id": 34, "name": "../x", "content_type": "text/plain", "task_id": None},
+]
+ATTACHMENT_CONTENT = {31: b"incident report\n", 32: b"task report\n", 33: b"%PDF-1.4 fake\n", 34: b"dot dot\n"}
+
+TABLE_ROWS = [
+    {"id": 1, "cells": {"ioc": {"value": "evil.example"}, "seen": {"value": 1659708203441}, "score": {"value": 7}}},
+    {"id": 2, "cells": {"ioc": {"value": "<b>x</b>.example"}, "seen": {"value": None}, "score": {"value": 3}}},
+]
+
+
+@isolated_endpoints
+class SoarMock(BasicResilientMock):
+    """BasicResilientMock plus the endpoints fn_outbound_email uses; records every request."""
+
+    calls = []       # class level: tests read it without a handle on the instance
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.incident = make_incident()
+        self.adapter.add_matcher(self._record)
+
+    def _record(self, request):
+        # registered last, so it runs first; returning None passes the request on
+        if "/rest/orgs/" in request.url:
+            SoarMock.calls.append((request.method, re.sub(r"^.*/rest/orgs/\d+", "", request.url)))
+        return None
+
+    @staticmethod
+    def _json(request, data, status=200):
+        return requests_mock.create_response(request, status_code=status, json=data)
+
+    @resilient_endpoint("GET", r"/types/incident\?handle_format=names$")
+    def types_incident(self, request):
+        return self._json(request, {"type_name": "incident", "fields": INCIDENT_FIELDS})
+
+    @resilient_endpoint("GET", r"/types/ioc_table\?handle_format=names$")
+    def types_table(self, request):
+        return self._json(request, {"type_name": "ioc_table", "fields": TABLE_FIELDS})
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+/table_data/ioc_table")
+    def table_rows(self, request):
+        return self._json(request, {"id": 1001, "rows": TABLE_ROWS})
+
+    @resilient_endpoint("POST", r"/incidents/[0-9]+/artifacts/query_paged")
+    def artifacts(self, request):
+        return self._json(request, {"recordsTotal": len(ARTIFACTS), "data": ARTIFACTS})
+
+    @resilient_endpoint("POST", r"/incidents/[0-9]+/comments/query")
+    def notes(self, request):
+        return self._json(request, NOTES)
+
+    @resilient_endpoint("POST", r"/incidents/[0-9]+/attachments/query\?include_tasks=true")
+    def attachments(self, request):
+        return self._json(request, {"attachments": ATTACHMENTS, "max_results_exceeded": False})
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+/attachments/[0-9]+/contents")
+    def incident_attachment(self, request):
+        attachment_id = int(re.search(r"/attachments/([0-9]+)/contents", request.url).group(1))
+        return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])
+
+    @resilient_endpoint("GET", r"/tasks/[0-9]+/attachments/[0-9]+/contents")
+    def task_attachment(self, request):
+        attachment_id = int(re.search(r"/attachments/([0-9]+)/contents", request.url).group(1))
+        return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])
