@@ -3,8 +3,9 @@
 
 import time
 
-from circuits.core.manager import TIMEOUT
 from resilient_circuits import FunctionResult, SubmitTestFunction
+
+POLL_SECONDS = 0.01
 
 
 class FunctionRaised(Exception):
@@ -15,18 +16,34 @@ class FunctionRaised(Exception):
         self.original = original
 
 
+def _take_event(watcher, name, parent=None):
+    """Like Watcher.wait, without its 0.1 s sleeps: a finished event of that name (under parent), or None."""
+    with watcher._lock:
+        for event in list(watcher._events):
+            if event.name != name or event.waitingHandlers != 0:
+                continue
+            ancestor = event
+            while parent is not None and ancestor is not None and ancestor != parent:
+                ancestor = ancestor.parent
+            if parent is None or ancestor is not None:
+                watcher._events.remove(event)
+                return event
+    return None
+
+
 def call_function(circuits_app, function_name, inputs, timeout=30):
     """Fire the function; return the result payload dict, or raise FunctionRaised."""
     event = SubmitTestFunction(function_name, inputs)
     circuits_app.manager.fire(event)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result_event = circuits_app.watcher.wait("{0}_result".format(function_name), parent=event, timeout=TIMEOUT)
+        result_event = _take_event(circuits_app.watcher, "{0}_result".format(function_name), parent=event)
         if result_event:
             result = result_event.kwargs["result"]
             assert isinstance(result, FunctionResult)
             return result.value
-        exception_event = circuits_app.watcher.wait("exception", parent=None, timeout=TIMEOUT)
+        exception_event = _take_event(circuits_app.watcher, "exception")
         if exception_event:
             raise FunctionRaised(exception_event.args[1])
+        time.sleep(POLL_SECONDS)
     raise AssertionError("{0} produced neither a result nor an exception in {1} s".format(function_name, timeout))

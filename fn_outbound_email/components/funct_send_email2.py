@@ -21,25 +21,7 @@ class FunctionComponent(AppFunctionComponent):
     def _app_function(self, fn_inputs):
         yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
         validate_fields(["mail_to", "mail_incident_id"], fn_inputs)
-        inputs = fn_inputs._asdict()
-        request = MailRequest(
-            incident_id=inputs.get("mail_incident_id"),
-            to=inputs.get("mail_to"),
-            cc=inputs.get("mail_cc"),
-            bcc=inputs.get("mail_bcc"),
-            sender=inputs.get("mail_from"),
-            subject=inputs.get("mail_subject"),
-            body=inputs.get("mail_body"),
-            inline_template=inputs.get("mail_inline_template"),
-            template_label=inputs.get("mail_template_label"),
-            merge_body=str_to_bool(inputs.get("mail_merge_body") or False),
-            attachments=inputs.get("mail_attachments"),
-            importance=inputs.get("mail_importance"),
-            message_id=inputs.get("mail_message_id"),
-            in_reply_to=inputs.get("mail_in_reply_to"),
-            encryption_recipients=inputs.get("mail_encryption_recipients"),
-            mail_inputs=inputs,
-        )
+        request = build_request(fn_inputs._asdict())
         try:
             mailer = mailer_for(self.opts, self.rest_client(), self.rc)
             prepared = mailer.prepare(request)
@@ -52,15 +34,42 @@ class FunctionComponent(AppFunctionComponent):
             return
 
         yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
-        yield FunctionResult({
-            "mail_body": outcome.body,
-            "mail_from": outcome.sender,
-            "message_id": outcome.message_id,
-            "recipients": {"accepted": outcome.accepted, "refused": outcome.refused},
-            "attachments": {"sent": outcome.attachments_sent, "missing": outcome.attachments_missing},
-            "signed": outcome.signed,
-            "encrypted": outcome.encrypted,
-        })
+        yield FunctionResult(result_content(outcome))
+
+
+def build_request(inputs):
+    """The MailRequest for send_email2's function inputs (a dict, select values already names)."""
+    return MailRequest(
+        incident_id=inputs.get("mail_incident_id"),
+        to=inputs.get("mail_to"),
+        cc=inputs.get("mail_cc"),
+        bcc=inputs.get("mail_bcc"),
+        sender=inputs.get("mail_from"),
+        subject=inputs.get("mail_subject"),
+        body=inputs.get("mail_body"),
+        inline_template=inputs.get("mail_inline_template"),
+        template_label=inputs.get("mail_template_label"),
+        merge_body=str_to_bool(inputs.get("mail_merge_body") or False),
+        attachments=inputs.get("mail_attachments"),
+        importance=inputs.get("mail_importance"),
+        message_id=inputs.get("mail_message_id"),
+        in_reply_to=inputs.get("mail_in_reply_to"),
+        encryption_recipients=inputs.get("mail_encryption_recipients"),
+        mail_inputs=dict(inputs),
+    )
+
+
+def result_content(outcome):
+    """send_email2's result content for a delivered message (SPEC 3.10)."""
+    return {
+        "mail_body": outcome.body,
+        "mail_from": outcome.sender,
+        "message_id": outcome.message_id,
+        "recipients": {"accepted": outcome.accepted, "refused": outcome.refused},
+        "attachments": {"sent": outcome.attachments_sent, "missing": outcome.attachments_missing},
+        "signed": outcome.signed,
+        "encrypted": outcome.encrypted,
+    }
 
 
 def failure_content(request):
