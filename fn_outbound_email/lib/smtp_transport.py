@@ -124,24 +124,26 @@ class SmtpTransport:
     # --- connection -----------------------------------------------------------------------------------
     def _connect(self):
         settings = self._settings
+        # host given to the constructor (which connects): smtplib keeps it for TLS server_hostname checks
         try:
             if settings.ssl_mode == "ssl":
-                smtp = smtplib.SMTP_SSL(timeout=settings.timeout, context=tls_context(settings.ssl_verify))
+                smtp = smtplib.SMTP_SSL(settings.smtp_server, settings.smtp_port, timeout=settings.timeout,
+                                        context=tls_context(settings.ssl_verify))
             else:
-                smtp = smtplib.SMTP(timeout=settings.timeout)
-            code, reply = smtp.connect(settings.smtp_server, settings.smtp_port)
+                smtp = smtplib.SMTP(settings.smtp_server, settings.smtp_port, timeout=settings.timeout)
+        except smtplib.SMTPConnectError as err:
+            raise DeliveryError("The SMTP server {0} greeted with {1}".format(
+                self.server, _reply_text(err.smtp_code, err.smtp_error)),
+                transient=400 <= err.smtp_code < 500, smtp_code=err.smtp_code)
         except Exception as err:
             raise self._connection_error(err, "connecting to")
         try:
-            if code != 220:
-                raise DeliveryError("The SMTP server {0} greeted with {1}".format(self.server, _reply_text(code, reply)),
-                                    transient=400 <= code < 500, smtp_code=code)
             smtp.ehlo_or_helo_if_needed()
             if settings.ssl_mode == "starttls":
                 if not smtp.has_extn("starttls"):
                     raise DeliveryError("The SMTP server {0} does not offer STARTTLS; set smtp_ssl_mode to ssl (port "
                                         "465) or None".format(self.server))
-                code, reply = smtp.starttls(context=tls_context(settings.ssl_verify))
+                smtp.starttls(context=tls_context(settings.ssl_verify))
                 smtp.ehlo()
             if self._authenticator is not None:
                 self._authenticator.authenticate(smtp)
@@ -167,7 +169,8 @@ class SmtpTransport:
         if isinstance(err, socket.gaierror):
             return DeliveryError("The SMTP server name '{0}' cannot be resolved ({1}); check smtp_server".format(
                 self._settings.smtp_server, err.strerror or err))
-        if isinstance(err, (socket.timeout, TimeoutError)):
+        if isinstance(err, (socket.timeout, TimeoutError)) or (
+                isinstance(err, smtplib.SMTPServerDisconnected) and "timed out" in str(err)):
             return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}; check smtp_server, smtp_port "
                                  "and firewalls, or raise smtp_conn_timeout".format(
                                      self._settings.timeout, doing, server), transient=True)
