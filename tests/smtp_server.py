@@ -30,6 +30,8 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: List[str]
     data: bytes
+    tls: bool = False            # the session was encrypted (STARTTLS or implicit TLS)
+    auth_user: str = None        # who logged in, when AUTH was used
 
     @property
     def message(self):
@@ -51,14 +53,18 @@ class RecordingHandler:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
-            self.messages.append(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            login = getattr(session, "auth_data", None)
+            self.messages.append(ReceivedMessage(
+                envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                tls=session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
+                auth_user=login.login.decode() if isinstance(login, LoginPassword) else None))
         return "250 OK: queued"
 
 
 def password_authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == SMTP_USER and \
         auth_data.password.decode() == SMTP_PASSWORD
-    return AuthResult(success=ok, handled=False)
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
 class SmtpTestServer:
@@ -68,8 +74,7 @@ class SmtpTestServer:
                  auth=False, refuse=(), port=None):
         self.handler = handler or RecordingHandler(refuse=refuse)
         self.port = port or free_port()
-        kwargs = {"hostname": "127.0.0.1", "port": self.port, "server_hostname": "localhost",
-                  "auth_require_tls": False}
+        kwargs = {"hostname": "127.0.0.1", "port": self.port, "server_hostname": "localhost"}
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=require_starttls)
         if implicit_tls_context is not None:
@@ -77,6 +82,7 @@ class SmtpTestServer:
         if auth:
             kwargs["authenticator"] = password_authenticator
             kwargs["auth_required"] = True
+            kwargs["auth_require_tls"] = False     # tests also log in without TLS
         self._controller_kwargs = kwargs
         self.controller = Controller(self.handler, **kwargs)
 

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+"""Test certificates made with `cryptography`: a CA, server (TLS) and S/MIME identities.
+
+Everything lives in memory until a test writes it under its own tmp_path.
+"""
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+EMAIL_PROTECTION = (ExtendedKeyUsageOID.EMAIL_PROTECTION,)
+SERVER_AUTH = (ExtendedKeyUsageOID.SERVER_AUTH,)
+
+
+@dataclass
+class Identity:
+    key: object
+    cert: x509.Certificate
+
+    @property
+    def cert_pem(self):
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self):
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+
+
+def _key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_ca(common_name="fn_outbound_email test CA"):
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(_name(common_name))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return Identity(key, cert)
+
+
+def issue_cert(ca, common_name, san_dns=(), san_ips=(), email=None, eku=EMAIL_PROTECTION,
+               valid_days=30, expired=False):
+    """A certificate signed by ``ca``; ``expired`` makes one that ended yesterday."""
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    not_before, not_after = now - datetime.timedelta(days=1), now + datetime.timedelta(days=valid_days)
+    if expired:
+        not_before, not_after = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
+    names = [x509.DNSName(name) for name in san_dns] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in san_ips]
+    if email:
+        names.append(x509.RFC822Name(email))
+    builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.cert.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    return Identity(key, builder.sign(ca.key, hashes.SHA256()))
+
+
+def tls_server_identity(ca):
+    """A server certificate for localhost / 127.0.0.1."""
+    return issue_cert(ca, "localhost", san_dns=("localhost",), san_ips=("127.0.0.1",), eku=SERVER_AUTH)
+
+
+def write_pem(path, *pem_blobs):
+    with open(path, "wb") as handle:
+        handle.write(b"".join(pem_blobs))
+    return str(path)
+
+
+def p12_bytes(identity, ca=None, password: Optional[bytes] = None):
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return pkcs12.serialize_key_and_certificates(b"sender", identity.key, identity.cert,
+                                                 [ca.cert] if ca else None, encryption)
