@@ -13,3 +13,9 @@ os.environ.setdefault("TEST_RESILIENT_APPLIANCE", "soar.example.invalid")
 os.environ.setdefault("TEST_RESILIENT_ORG", "Test Organization")
 os.environ.setdefault("TEST_RESILIENT_USER", "tester@example.com")
 os.environ.setdefault("TEST_RESILIENT_PASSWORD", "not-a-real-password")
+
+# resilient-circuits' test-action server binds localhost:8008 when test_port is 0 (the fixture forces 0),
+# so two test runs on one machine collide; port 0 lets the OS pick a free port for each app.
+from resilient_circuits import actions_test_component  # noqa: E402
+
+actions_test_component.ResilientTestActions.__init__.__defaults__ = ("localhost", 0)
