@@ -5,7 +5,7 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_lib import validate_fields
 
 from fn_outbound_email.lib.errors import MailError
-from fn_outbound_email.lib.mailer import MailRequest, mailer_for
+from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
 PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email"
@@ -24,27 +24,7 @@ class FunctionComponent(AppFunctionComponent):
         inputs = fn_inputs._asdict()
         echoed = [inputs.get(name) or "" for name in ("mail_from", "mail_to", "mail_cc", "mail_bcc", "mail_subject")]
         try:
-            mailer = mailer_for(self.opts, self.rest_client(), self.rc)
-            template_file = None if inputs.get("mail_body_html") else mailer.default_template_file
-            request = MailRequest(
-                incident_id=inputs.get("mail_incident_id"),
-                to=inputs.get("mail_to"),
-                cc=inputs.get("mail_cc"),
-                bcc=inputs.get("mail_bcc"),
-                sender=inputs.get("mail_from"),
-                subject=inputs.get("mail_subject"),
-                # v1: the HTML template wins, then app.config template_file, then the ready text
-                inline_template=inputs.get("mail_body_html"),
-                template_file=template_file,
-                body=inputs.get("mail_body_text"),
-                plain_text_only=not inputs.get("mail_body_html") and not template_file,
-                attachments=inputs.get("mail_attachments"),
-                mail_inputs=inputs,
-            )
-            prepared = mailer.prepare(request)
-            yield self.status_message("Delivering {0} ({1} bytes) to {2} recipient(s)".format(
-                prepared.message_id, len(prepared.message), len(prepared.recipients)))
-            outcome = mailer.deliver(prepared)
+            outcome = yield from send_with_progress(self, lambda mailer: build_request(inputs, mailer))
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
             yield FunctionResult({"inputs": echoed, "message": str(err), "text": None, "success": False},
@@ -53,3 +33,22 @@ class FunctionComponent(AppFunctionComponent):
 
         yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
         yield FunctionResult({"inputs": echoed, "message": None, "text": outcome.body, "success": True})
+
+
+def build_request(inputs, mailer):
+    """v1 precedence: the mail_body_html template, then app.config template_file, then mail_body_text as text."""
+    template_file = None if inputs.get("mail_body_html") else mailer.default_template_file
+    return MailRequest(
+        incident_id=inputs.get("mail_incident_id"),
+        to=inputs.get("mail_to"),
+        cc=inputs.get("mail_cc"),
+        bcc=inputs.get("mail_bcc"),
+        sender=inputs.get("mail_from"),
+        subject=inputs.get("mail_subject"),
+        inline_template=inputs.get("mail_body_html"),
+        template_file=template_file,
+        body=inputs.get("mail_body_text"),
+        plain_text_only=not inputs.get("mail_body_html") and not template_file,
+        attachments=inputs.get("mail_attachments"),
+        mail_inputs=dict(inputs),
+    )

@@ -5,7 +5,7 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_lib import str_to_bool, validate_fields
 
 from fn_outbound_email.lib.errors import MailError
-from fn_outbound_email.lib.mailer import MailRequest, mailer_for
+from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
 PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email2"
@@ -23,11 +23,7 @@ class FunctionComponent(AppFunctionComponent):
         validate_fields(["mail_to", "mail_incident_id"], fn_inputs)
         request = build_request(fn_inputs._asdict())
         try:
-            mailer = mailer_for(self.opts, self.rest_client(), self.rc)
-            prepared = mailer.prepare(request)
-            yield self.status_message("Delivering {0} ({1} bytes) to {2} recipient(s)".format(
-                prepared.message_id, len(prepared.message), len(prepared.recipients)))
-            outcome = mailer.deliver(prepared)
+            outcome = yield from send_with_progress(self, lambda mailer: request)
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
             yield FunctionResult(failure_content(request), success=False, reason=str(err))

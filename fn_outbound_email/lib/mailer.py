@@ -104,6 +104,19 @@ def mailer_for(opts, rest_client, requests_common=None):
     return Mailer(load_settings(opts), soar, requests_common=requests_common)
 
 
+def send_with_progress(component, make_request):
+    """Prepare and deliver for a function component, yielding its status messages.
+
+    ``make_request(mailer)`` builds the MailRequest; the return value (use
+    ``yield from``) is the SendOutcome. MailError and ValueError propagate.
+    """
+    mailer = mailer_for(component.opts, component.rest_client(), component.rc)
+    prepared = mailer.prepare(make_request(mailer))
+    yield component.status_message("Delivering {0} ({1} bytes) to {2} recipient(s)".format(
+        prepared.message_id, len(prepared.message), len(prepared.recipients)))
+    return mailer.deliver(prepared)
+
+
 class Mailer:
     def __init__(self, settings, soar, transport=None, renderer=None, requests_common=None):
         self._settings = settings
