@@ -24,7 +24,8 @@ from fn_outbound_email.lib.addresses import check_header_text
 SMTP_POLICY = policy.SMTP
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
 X_PRIORITY = {"high": "1 (Highest)", "normal": "3 (Normal)", "low": "5 (Lowest)"}
-_BLOCK_TAGS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre", "blockquote")
+_LINE_TAGS = ("tr", "li")
+_BLOCK_TAGS = ("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre", "blockquote")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
 
@@ -65,6 +66,10 @@ def html_to_text(html):
             link.append(" <{0}>".format(href))
     for cell in soup.find_all(["td", "th"]):
         cell.append(" ")
+    for line_break in soup.find_all("br"):
+        line_break.replace_with("\n")
+    for tag in soup.find_all(_LINE_TAGS):
+        tag.append("\n")
     for tag in soup.find_all(_BLOCK_TAGS):
         tag.insert_before("\n")
         tag.append("\n")
