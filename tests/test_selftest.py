@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+"""Selftest connects as sending does, sends nothing, and explains every failure without raising."""
+
+import ssl
+
+import pytest
+
+from fn_outbound_email.util.selftest import selftest_function
+from tests import pki
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("selftest-tls")
+    ca = pki.make_ca()
+    server = pki.tls_server_identity(ca)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.write_pem(folder / "s.pem", server.cert_pem),
+                            pki.write_pem(folder / "s.key", server.key_pem))
+    return {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem), "context": context}
+
+
+def opts(port, **section):
+    values = {"smtp_server": "127.0.0.1", "smtp_port": str(port), "smtp_conn_timeout": "3", "smtp_retries": "0"}
+    values.update(section)
+    return {"fn_outbound_email": values}
+
+
+def test_success_with_starttls_and_auth_sends_nothing(tls):
+    with SmtpTestServer(tls_context=tls["context"], require_starttls=True, auth=True) as server:
+        result = selftest_function(opts(server.port, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
+                                        smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD))
+        assert result == {"state": "success"}
+        assert server.messages == []
+
+
+def test_success_plain():
+    with SmtpTestServer() as server:
+        assert selftest_function(opts(server.port)) == {"state": "success"}
+        assert server.messages == []
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unresolvable", "cannot be resolved"),
+    ("refused", "refused the connection"),
+    ("untrusted", "not trusted"),
+    ("no_starttls", "does not offer STARTTLS"),
+    ("no_auth", "does not offer AUTH"),
+    ("bad_password", "refused the login"),
+    ("no_server_setting", "smtp_server is required"),
+    ("bad_port", "smtp_port"),
+])
+def test_failures_name_the_cause(tls, case, expected):
+    if case == "unresolvable":
+        result = selftest_function(opts(25, smtp_server="no-such-host.invalid"))
+    elif case == "refused":
+        result = selftest_function(opts(free_port()))
+    elif case == "no_server_setting":
+        result = selftest_function({"fn_outbound_email": {}})
+    elif case == "bad_port":
+        result = selftest_function(opts("not-a-port"))
+    else:
+        server_kwargs = {"untrusted": {"tls_context": tls["context"]}, "no_starttls": {}, "no_auth": {},
+                         "bad_password": {"tls_context": tls["context"], "auth": True}}[case]
+        section = {"untrusted": {"smtp_ssl_mode": "starttls"},
+                   "no_starttls": {"smtp_ssl_mode": "starttls"},
+                   "no_auth": {"smtp_user": SMTP_USER, "smtp_password": SMTP_PASSWORD},
+                   "bad_password": {"smtp_ssl_mode": "starttls", "smtp_ssl_cafile": tls["ca"],
+                                    "smtp_user": SMTP_USER, "smtp_password": "wrong"}}[case]
+        with SmtpTestServer(**server_kwargs) as server:
+            result = selftest_function(opts(server.port, **section))
+            assert server.messages == []
+    assert result["state"] == "failure"
+    assert expected in result["reason"]
+
+
+def test_never_raises_on_nonsense_config():
+    for nonsense in ({}, {"fn_outbound_email": None}, {"fn_outbound_email": {"smtp_server": "h", "smtp_port": "0"}},
+                     {"fn_outbound_email": {"smtp_server": "h", "client_id": "x"}}):
+        result = selftest_function(nonsense)
+        assert result["state"] == "failure" and result["reason"]
