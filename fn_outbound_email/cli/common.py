@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+"""Pieces shared by ``outbound-email demo`` and ``outbound-email render``."""
+
+import email
+import email.policy
+import os
+import sys
+
+from fn_outbound_email.lib.settings import resolve_package_path
+from fn_outbound_email.lib.templating import renderer as app_renderer
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_TEMPLATE_ERROR = 2
+
+SHIPPED_TEMPLATE = resolve_package_path(os.path.join("data", "templates", "example_send_email.jinja"))
+# what the Mailer puts in a template's context; template variables given on the command line cannot replace them
+APP_CONTEXT_NAMES = frozenset(("incident", "artifact", "note", "mail", "template_helper"))
+
+
+class TemplateVariablesRenderer:
+    """The app's template renderer, with extra template variables added to every context.
+
+    The shipped template reads its switches (``show_artifacts``, ``show_notes``)
+    with ``| default(false)``: a variable in the context is the way to turn
+    them on without editing the template. The app's own context wins over
+    these variables.
+    """
+
+    def __init__(self, variables, renderer=app_renderer):
+        self._variables = dict(variables)
+        self._renderer = renderer
+
+    def render(self, source, context, name="inline template"):
+        return self._renderer.render(source, dict(self._variables, **context), name=name)
+
+    def render_file(self, path, context):
+        return self._renderer.render_file(path, dict(self._variables, **context))
+
+
+def error(command, message):
+    print("outbound-email {0}: error: {1}".format(command, message), file=sys.stderr)
+
+
+def parse_message(message_bytes):
+    """An EmailMessage from wire bytes (CRLF read as Python line ends, as a mail client shows the text)."""
+    return email.message_from_bytes(message_bytes.replace(b"\r\n", b"\n"), policy=email.policy.default)
+
+
+def describe_parts(message, indent="    "):
+    """The MIME tree as indented lines: content type, file name and size of attachments."""
+    lines = []
+
+    def visit(part, depth):
+        line = indent + "  " * depth + part.get_content_type()
+        if part.get_filename():
+            line += "  {0} ({1} bytes)".format(part.get_filename(), len(part.get_payload(decode=True) or b""))
+        lines.append(line)
+        if part.is_multipart():
+            for child in part.iter_parts():
+                visit(child, depth + 1)
+
+    visit(message, 0)
+    return lines
+
+
+def write_file(path, content):
+    """Write text or bytes, creating the folder; returns the path."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    mode, encoding = ("wb", None) if isinstance(content, bytes) else ("w", "utf-8")
+    with open(path, mode, encoding=encoding) as handle:
+        handle.write(content)
+    return path
