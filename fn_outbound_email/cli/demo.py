@@ -57,7 +57,7 @@ def run(args):
     try:
         return _demo(args)
     except TemplateError as err:
-        error(COMMAND, err)
+        error(COMMAND, "{0}: {1}".format(_template_path(args), err))
         return EXIT_TEMPLATE_ERROR
     except (MailError, ValueError) as err:         # ValueError: bad input, OfflineDataError included
         error(COMMAND, err)
@@ -82,8 +82,12 @@ def demo_inputs(incident):
     }
 
 
+def _template_path(args):
+    return os.path.abspath(args.template) if args.template else SHIPPED_TEMPLATE
+
+
 def _demo(args):
-    template_path = os.path.abspath(args.template) if args.template else SHIPPED_TEMPLATE
+    template_path = _template_path(args)
     if not os.path.isfile(template_path):
         raise TemplateError("Template file '{0}' does not exist".format(args.template))
     data = load_incident_data(incident=args.incident)

@@ -181,7 +181,9 @@ class LocalSmtpServer:
 
     def __enter__(self):
         self._server = _Server((self._host, 0))       # port 0: the OS picks a free one
-        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-smtp", daemon=True)
+        # a short poll interval: shutdown() waits up to one interval, and the demo should end promptly
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="demo-smtp", daemon=True)
         self._thread.start()
         return self
 
