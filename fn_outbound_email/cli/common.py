@@ -42,6 +42,11 @@ def error(command, message):
     print("outbound-email {0}: error: {1}".format(command, message), file=sys.stderr)
 
 
+def file_error_text(err):
+    """'path: reason' for an OSError (a folder that cannot be created, a file that cannot be written)."""
+    return "{0}: {1}".format(err.filename, err.strerror) if err.filename and err.strerror else str(err)
+
+
 def parse_message(message_bytes):
     """An EmailMessage from wire bytes (CRLF read as Python line ends, as a mail client shows the text)."""
     return email.message_from_bytes(message_bytes.replace(b"\r\n", b"\n"), policy=email.policy.default)

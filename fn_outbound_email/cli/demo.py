@@ -14,8 +14,8 @@ import re
 import tempfile
 
 from fn_outbound_email.cli.common import (EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR, SHIPPED_TEMPLATE,
-                                          TemplateVariablesRenderer, describe_parts, error, parse_message,
-                                          write_file)
+                                          TemplateVariablesRenderer, describe_parts, error, file_error_text,
+                                          parse_message, write_file)
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.components.funct_send_email2 import build_request, result_content
@@ -63,7 +63,7 @@ def run(args):
         error(COMMAND, err)
         return EXIT_FAILED
     except OSError as err:
-        error(COMMAND, "{0}: {1}".format(err.filename or "", err.strerror or err).lstrip(": "))
+        error(COMMAND, file_error_text(err))
         return EXIT_FAILED
 
 
@@ -110,9 +110,9 @@ def _demo(args):
 
     if len(received) != 1:
         raise MailError("The local SMTP server received {0} messages, expected 1".format(len(received)))
-    eml_path = os.path.join(args.out, _file_stem(result["message_id"]) + ".eml")
-    write_file(eml_path, received[0].data)
-    ca_path = write_file(eml_path[:-len(".eml")] + ".ca.pem", ca_cert_pem) if ca_cert_pem else None
+    saved_as = os.path.join(args.out, _file_stem(result["message_id"]))
+    eml_path = write_file(saved_as + ".eml", received[0].data)
+    ca_path = write_file(saved_as + ".ca.pem", ca_cert_pem) if ca_cert_pem else None
     _print_summary(server, received[0], result, eml_path, ca_path, template_path)
     return EXIT_OK
 

@@ -16,10 +16,11 @@ import re
 
 from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR,
                                           SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts, error,
-                                          parse_message, write_file)
+                                          file_error_text, parse_message, write_file)
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
-from fn_outbound_email.lib.mailer import MailRequest, Mailer
+from fn_outbound_email.components.funct_send_email2 import build_request
+from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import SECTION, load_settings
 
 COMMAND = "render"
@@ -79,14 +80,15 @@ def run(args):
             settings = dataclasses.replace(settings, p12_bundle=None)   # html/txt previews need no signature
         soar, incident = _incident_source(args, opts)
         mailer = Mailer(settings, soar, renderer=TemplateVariablesRenderer(_variables(args)))
-        request = MailRequest(
-            incident_id=incident["id"], to=args.to,
-            sender=args.sender or (None if settings.default_sender else PREVIEW_SENDER),
-            subject=args.subject or "Incident {0}: {1}".format(incident["id"], incident.get("name") or ""),
-            template_file=template_path, attachments=args.attachments)
-        request.mail_inputs = {"mail_incident_id": request.incident_id, "mail_to": request.to,
-                               "mail_from": request.sender, "mail_subject": request.subject,
-                               "mail_attachments": request.attachments}
+        inputs = {
+            "mail_incident_id": incident["id"],
+            "mail_to": args.to,
+            "mail_from": args.sender or (None if settings.default_sender else PREVIEW_SENDER),
+            "mail_subject": args.subject or "Incident {0}: {1}".format(incident["id"], incident.get("name") or ""),
+            "mail_attachments": args.attachments,
+        }
+        # send_email2's request, with the template given as a file (a label is resolved to its file above)
+        request = dataclasses.replace(build_request(inputs), template_file=template_path)
         prepared = mailer.prepare(request)
         written = _write_previews(prepared, args)
     except TemplateError as err:
@@ -96,7 +98,7 @@ def run(args):
         error(COMMAND, err)
         return EXIT_FAILED
     except OSError as err:
-        error(COMMAND, "{0}: {1}".format(err.filename or "", err.strerror or err).lstrip(": "))
+        error(COMMAND, file_error_text(err))
         return EXIT_FAILED
     for line in written:
         print(line)
