@@ -213,7 +213,8 @@ def test_render_set_turns_template_switches_on(render):
 
 
 def test_render_text_template_writes_only_text(render, tmp_path):
-    source = "{{ incident.name }} & {{ mail.mail_to }}\n{{ template_helper.get_incident_value(incident, 'plan_status') }}\n"
+    source = ("{{ incident.name }} & {{ mail.mail_to }}\n"
+              "{{ template_helper.get_incident_value(incident, 'plan_status') }}\n")
     template_file = write(tmp_path / "note.jinja", source)
     code, _, err, folder = render("--template", template_file)
     assert code == 0, err
