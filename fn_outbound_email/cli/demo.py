@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
+from email.utils import parseaddr
 
 from fn_outbound_email.cli.common import (EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR, SHIPPED_TEMPLATE,
                                           TemplateVariablesRenderer, describe_parts, error, file_error_text,
@@ -25,7 +26,6 @@ from fn_outbound_email.lib.settings import SECTION, TEMPLATES_SECTION, load_sett
 
 COMMAND = "demo"
 DEMO_SENDER = "SOAR Outbound Email <soar@example.com>"
-DEMO_SENDER_ADDRESS = "soar@example.com"
 DEMO_TO = "SOC Team <soc@example.com>"
 DEMO_CC = "Alex Analyst <alex.analyst@example.com>"
 DEMO_BCC = "audit@example.com"
@@ -89,7 +89,7 @@ def _template_path(args):
 def _demo(args):
     template_path = _template_path(args)
     if not os.path.isfile(template_path):
-        raise TemplateError("Template file '{0}' does not exist".format(args.template))
+        raise TemplateError("the template file does not exist")      # run() puts the path in front
     data = load_incident_data(incident=args.incident)
 
     with contextlib.ExitStack() as cleanup:
@@ -120,7 +120,7 @@ def _demo(args):
 def _configure_signing(app_config, key_folder):
     """Put a throwaway identity's PKCS#12 in ``key_folder`` and point app_config at it; returns the CA PEM."""
     from fn_outbound_email.cli.demo_identity import make_demo_identity
-    identity = make_demo_identity(DEMO_SENDER_ADDRESS)
+    identity = make_demo_identity(parseaddr(DEMO_SENDER)[1])
     bundle_path = write_file(os.path.join(key_folder, "demo-sender.p12"), identity.p12_bundle)
     app_config["p12_signing_encrypting_cert"] = bundle_path
     app_config["p12_signing_encrypting_cert_password"] = identity.password
