@@ -110,9 +110,9 @@ def render(width, height, radius, shapes):
                             colour = paint
                     covered += 1
                     total = [t + c for t, c in zip(total, colour)]
-            samples = SUPERSAMPLE * SUPERSAMPLE
             if covered:
-                row.append(tuple(int(round(t / float(covered))) for t in total) + (int(round(255.0 * covered / samples)),))
+                alpha = int(round(255.0 * covered / SUPERSAMPLE ** 2))
+                row.append(tuple(int(round(t / float(covered))) for t in total) + (alpha,))
             else:
                 row.append((0, 0, 0, 0))
         rows.append(row)
