@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from fn_outbound_email.lib.errors import DeliveryError
+from fn_outbound_email.lib.errors import DeliveryError, MailError
 
 LOG = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class SmtpTransport:
             if self._authenticator is not None:
                 self._authenticator.authenticate(smtp)
             return smtp
-        except DeliveryError:
+        except MailError:              # DeliveryError, or the authenticator's own (OAuth2Error): reason kept as is
             smtp.close()
             raise
         except Exception as err:
