@@ -94,3 +94,18 @@ def p12_bytes(identity, ca=None, password: Optional[bytes] = None):
                   else serialization.NoEncryption())
     return pkcs12.serialize_key_and_certificates(b"sender", identity.key, identity.cert,
                                                  [ca.cert] if ca else None, encryption)
+
+
+def make_intermediate_ca(ca, common_name="fn_outbound_email test intermediate CA"):
+    """A CA signed by ``ca``: certificates it issues verify against ``ca`` only when it travels along."""
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(ca.cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(ca.key, hashes.SHA256()))
+    return Identity(key, cert)
