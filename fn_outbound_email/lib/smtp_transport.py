@@ -38,6 +38,17 @@ def _reply_text(code, message):
     return "{0} {1}".format(code, " ".join(str(message).split())).strip()
 
 
+def _abandon_transaction(smtp, code):
+    """RSET after a refusal, so its reply stays the reason; after 421 the server is closing, so just close."""
+    if code == 421:
+        smtp.close()
+        return
+    try:
+        smtp.rset()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
 class PasswordAuthenticator:
     """AUTH LOGIN/PLAIN (whatever smtplib and the server agree on) with the configured password."""
 
@@ -196,7 +207,7 @@ class SmtpTransport:
             options = ["SIZE={0}".format(len(message))] if smtp.has_extn("size") else []
             code, reply = smtp.mail(envelope_from, options)
             if code != 250:
-                smtp.rset()
+                _abandon_transaction(smtp, code)
                 raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
                     envelope_from, _reply_text(code, reply)), transient=400 <= code < 500, smtp_code=code)
             report = DeliveryReport()
@@ -204,10 +215,14 @@ class SmtpTransport:
                 code, reply = smtp.rcpt(recipient)
                 if code in (250, 251):
                     report.accepted.append(recipient)
+                elif code == 421:
+                    _abandon_transaction(smtp, code)
+                    raise DeliveryError("The SMTP server {0} is closing the connection: {1}".format(
+                        self.server, _reply_text(code, reply)), transient=True, smtp_code=code)
                 else:
                     report.refused[recipient] = _reply_text(code, reply)
             if not report.accepted:
-                smtp.rset()
+                _abandon_transaction(smtp, code)
                 transient = all(reason.startswith("4") for reason in report.refused.values())
                 raise DeliveryError("The SMTP server refused every recipient: {0}".format(
                     "; ".join("{0}: {1}".format(k, v) for k, v in report.refused.items())), transient=transient)
