@@ -2,11 +2,15 @@
 """A real SMTP server for the tests: aiosmtpd on 127.0.0.1, recording what it receives.
 
 Variants: plain, STARTTLS, implicit TLS, AUTH (LOGIN/PLAIN) with one valid
-user, and recipients the server refuses.
+user, AUTH XOAUTH2 accepting the tokens a test approves, and recipients the
+server refuses.
 """
 
+import base64
+import binascii
 import email
 import email.policy
+import json
 import socket
 import threading
 from dataclasses import dataclass
@@ -67,12 +71,48 @@ def password_authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
+class Xoauth2Handler(RecordingHandler):
+    """A RecordingHandler whose AUTH XOAUTH2 accepts what ``accept(user, token)`` approves.
+
+    A refusal first sends the JSON challenge Gmail sends (the client must answer with an empty line), then
+    535; with ``challenge_on_refusal`` False just 535. ``xoauth2_attempts`` lists (user, token, accepted).
+    """
+
+    def __init__(self, accept, refuse=()):
+        super().__init__(refuse=refuse)
+        self.accept = accept
+        self.challenge_on_refusal = True
+        self.xoauth2_attempts = []
+
+    async def auth_XOAUTH2(self, server, args):
+        try:
+            raw = base64.b64decode(args[1], validate=True).decode() if len(args) == 2 else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raw = ""
+        fields = raw.split("\x01")
+        if len(fields) != 4 or fields[2:] != ["", ""] or not fields[0].startswith("user=") or \
+                not fields[1].startswith("auth=Bearer "):
+            return AuthResult(success=False, handled=False, message="501 5.5.2 malformed XOAUTH2 response")
+        user, token = fields[0][len("user="):], fields[1][len("auth=Bearer "):]
+        accepted = bool(self.accept(user, token))
+        with self.lock:
+            self.xoauth2_attempts.append((user, token, accepted))
+        if accepted:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        if self.challenge_on_refusal:
+            details = json.dumps({"status": "400", "schemes": "Bearer", "scope": "https://mail.example.com/"})
+            await server.challenge_auth(details)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted")
+
+
 class SmtpTestServer:
     """Context manager: ``with SmtpTestServer(...) as server: server.port, server.messages``."""
 
     def __init__(self, handler=None, tls_context=None, implicit_tls_context=None, require_starttls=False,
-                 auth=False, refuse=(), port=None):
-        self.handler = handler or RecordingHandler(refuse=refuse)
+                 auth=False, refuse=(), port=None, xoauth2=None):
+        """``xoauth2``: a callable(user, token) -> bool; the server then requires AUTH and offers only XOAUTH2."""
+        self.handler = handler or (Xoauth2Handler(xoauth2, refuse=refuse) if xoauth2 else
+                                   RecordingHandler(refuse=refuse))
         self.port = port or free_port()
         kwargs = {"hostname": "127.0.0.1", "port": self.port, "server_hostname": "localhost"}
         if tls_context is not None:
@@ -83,6 +123,8 @@ class SmtpTestServer:
             kwargs["authenticator"] = password_authenticator
             kwargs["auth_required"] = True
             kwargs["auth_require_tls"] = False     # tests also log in without TLS
+        if xoauth2:
+            kwargs.update(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=("LOGIN", "PLAIN"))
         self._controller_kwargs = kwargs
         self.controller = Controller(self.handler, **kwargs)
 
