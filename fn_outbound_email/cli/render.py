@@ -179,8 +179,7 @@ def _live_soar(opts):
     except Exception as err:   # resilient raises many kinds; the message is what the admin needs
         raise ConfigurationError("Cannot connect to SOAR with the [resilient] section of the app.config: {0}".format(
             err))
-    soar_options = opts.get("resilient") or {}
-    return SoarClient(client, soar_options.get("host"), soar_options.get("port"))
+    return SoarClient.for_app(client, opts)
 
 
 def _write_previews(prepared, args):

@@ -99,9 +99,7 @@ def mailer_for(opts, rest_client, requests_common=None):
     """The Mailer for a function call: settings from app.config, SOAR access through ``rest_client``."""
     from fn_outbound_email.lib.settings import load_settings
     from fn_outbound_email.lib.soar import SoarClient
-    soar_options = opts.get("resilient") or {}
-    soar = SoarClient(rest_client, soar_options.get("host"), soar_options.get("port"))
-    return Mailer(load_settings(opts), soar, requests_common=requests_common)
+    return Mailer(load_settings(opts), SoarClient.for_app(rest_client, opts), requests_common=requests_common)
 
 
 def send_with_progress(component, make_request):

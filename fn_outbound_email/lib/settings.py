@@ -140,6 +140,15 @@ def _oauth2(configs):
     )
 
 
+def configured_templates(opts):
+    """{label: absolute path} from the [fn_outbound_email:templates] section, in app.config order."""
+    templates = {}
+    for label, path in (opts.get(TEMPLATES_SECTION) or {}).items():
+        if str(path or "").strip():
+            templates[str(label).strip()] = resolve_package_path(str(path).strip())
+    return templates
+
+
 def load_settings(opts):
     """Read the app's settings from the resilient-circuits ``opts``.
 
@@ -160,11 +169,7 @@ def load_settings(opts):
             "app.config [{0}] smtp_user is set but neither smtp_password nor OAuth2 (client_id, token_url, "
             "refresh_token) is configured".format(SECTION))
 
-    templates = {}
-    for label, path in (opts.get(TEMPLATES_SECTION) or {}).items():
-        if str(path or "").strip():
-            templates[str(label).strip()] = resolve_package_path(str(path).strip())
-
+    templates = configured_templates(opts)
     return MailerSettings(
         smtp_server=_text(configs, "smtp_server"),
         smtp_port=_number(configs, "smtp_port", DEFAULT_PORTS[ssl_mode], minimum=1),

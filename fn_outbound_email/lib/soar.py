@@ -26,6 +26,12 @@ class SoarClient:
         self._rest = rest_client
         self._base_url = build_resilient_url(soar_host, soar_port or 443) if soar_host else rest_client.base_url
 
+    @classmethod
+    def for_app(cls, rest_client, opts):
+        """The client for the app: links point at the SOAR server named in app.config [resilient]."""
+        soar_options = opts.get("resilient") or {}
+        return cls(rest_client, soar_options.get("host"), soar_options.get("port"))
+
     @property
     def org_id(self):
         return getattr(self._rest, "org_id", None)
@@ -74,6 +80,13 @@ class SoarClient:
         with _field_cache_lock:
             _field_cache[key] = (now + FIELD_CACHE_SECONDS, fields)
         return fields
+
+    def get_type_field(self, type_name, field_name):
+        """One field of a SOAR type (a playbook's input form, actioninvocation ...)."""
+        return self._rest.get("/types/{0}/fields/{1}".format(type_name, field_name))
+
+    def update_type_field(self, type_name, field_name, field_definition):
+        return self._rest.put("/types/{0}/fields/{1}".format(type_name, field_name), field_definition)
 
     # --- links ---------------------------------------------------------------------------------------
     def incident_url(self, incident_id):

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+"""What the app changes in SOAR when it starts: the template choices and the Email tab.
+
+The playbooks that offer a template choice have a select input named
+``mail_template_select``; its values are set to the labels of the
+``[fn_outbound_email:templates]`` section so analysts pick from what is really
+configured. Which playbooks have it is read from the app's own export.res, so
+the list can never drift from what ``resilient-circuits customize`` installs.
+Nothing here may stop the app from starting: every failure is logged.
+"""
+
+import json
+import logging
+import os
+
+from resilient_lib.ui import Datatable, Field, Tab, create_tab
+
+from fn_outbound_email.lib.settings import PACKAGE_DIR, SECTION, configured_templates
+
+LOG = logging.getLogger(__name__)
+
+TEMPLATE_SELECT_FIELD = "mail_template_select"
+ACTIVITY_FIELD_TYPE = "actioninvocation"      # rule activity fields (older designs) live in this type
+SHIPPED_EXPORT = os.path.join(PACKAGE_DIR, "util", "data", "export.res")
+
+
+class EmailTab(Tab):
+    """Incident tab showing the conversation table and the last Message-ID."""
+    UUID = "5a0e4b52-0f43-4c8e-9d1b-2f6a8c3e7b10"
+    NAME = "Email"
+    SECTION = SECTION
+    CONTAINS = [Field("email_message_id"), Datatable("email_conversations")]
+
+
+def playbook_types_with_template_select(export_path=SHIPPED_EXPORT):
+    """The field-type handles of the exported playbooks whose activation form has the template select."""
+    with open(export_path, "r", encoding="utf-8") as export_file:
+        export = json.load(export_file)
+    handles = []
+    for playbook in export.get("playbooks") or []:
+        fields_type = playbook.get("fields_type") or {}
+        fields = fields_type.get("fields") or {}
+        names = fields.keys() if isinstance(fields, dict) else [field.get("name") for field in fields]
+        if TEMPLATE_SELECT_FIELD in names and fields_type.get("type_name"):
+            handles.append(fields_type["type_name"])
+    return handles
+
+
+def select_values_for(labels, current_values):
+    """The select's new values: one per label, reusing the existing entry (and its id) when a label stays."""
+    existing = {value.get("label"): value for value in current_values or []}
+    return [existing.get(label) or {"label": label, "enabled": True, "hidden": False} for label in labels]
+
+
+def refresh_template_select(soar, type_name, labels):
+    """GET the select field of ``type_name`` and PUT it back with ``labels``; True when it was changed."""
+    field_definition = soar.get_type_field(type_name, TEMPLATE_SELECT_FIELD)
+    current = field_definition.get("values") or []
+    if [value.get("label") for value in current] == list(labels):
+        return False
+    field_definition["values"] = select_values_for(labels, current)
+    soar.update_type_field(type_name, TEMPLATE_SELECT_FIELD, field_definition)
+    return True
+
+
+def apply_startup_customizations(opts, soar, export_path=SHIPPED_EXPORT):
+    """Refresh every template select and, when enabled, the Email tab. Never raises."""
+    labels = list(configured_templates(opts))
+    if labels:
+        _refresh_all_template_selects(soar, labels, export_path)
+    else:
+        LOG.info("No [fn_outbound_email:templates] labels configured: template choices left as they are")
+
+    section = opts.get(SECTION) or {}
+    if str(section.get("enable_email_conversations", "")).strip().lower() in ("true", "yes", "on", "1"):
+        try:
+            create_tab(EmailTab, opts, update_existing=True)   # logs its own failures
+        except Exception as err:                               # noqa: BLE001 -- start-up must go on
+            LOG.error("Could not add the Email tab: %s", err)
+
+
+def _refresh_all_template_selects(soar, labels, export_path):
+    try:
+        targets = playbook_types_with_template_select(export_path)
+    except (OSError, ValueError) as err:
+        LOG.error("Could not read the playbook list from %s: %s", export_path, err)
+        targets = []
+    for type_name in targets:
+        try:
+            if refresh_template_select(soar, type_name, labels):
+                LOG.info("Template choices of playbook form %s set to: %s", type_name, ", ".join(labels))
+        except Exception as err:                               # noqa: BLE001 -- one playbook must not stop the rest
+            LOG.warning("Could not update the template choices of playbook form %s (is the playbook "
+                        "installed? run resilient-circuits customize): %s", type_name, err)
+
+    # rules from older designs may have an activity field of the same name; it is optional
+    try:
+        if refresh_template_select(soar, ACTIVITY_FIELD_TYPE, labels):
+            LOG.info("Template choices of activity field %s set to: %s", TEMPLATE_SELECT_FIELD, ", ".join(labels))
+    except Exception as err:                                   # noqa: BLE001
+        LOG.debug("No activity field %s to update: %s", TEMPLATE_SELECT_FIELD, err)
