@@ -108,6 +108,8 @@ class Xoauth2Handler(RecordingHandler):
 class SmtpTestServer:
     """Context manager: ``with SmtpTestServer(...) as server: server.port, server.messages``."""
 
+    controller_class = Controller      # subclasses (tests/fault_smtp.py) swap in their own SMTP protocol
+
     def __init__(self, handler=None, tls_context=None, implicit_tls_context=None, require_starttls=False,
                  auth=False, refuse=(), port=None, xoauth2=None):
         """``xoauth2``: a callable(user, token) -> bool; the server then requires AUTH and offers only XOAUTH2."""
@@ -126,14 +128,14 @@ class SmtpTestServer:
         if xoauth2:
             kwargs.update(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=("LOGIN", "PLAIN"))
         self._controller_kwargs = kwargs
-        self.controller = Controller(self.handler, **kwargs)
+        self.controller = self.controller_class(self.handler, **kwargs)
 
     def stop(self):
         self.controller.stop()
 
     def start(self):
         """(Re)start on the same port: an aiosmtpd Controller cannot be started twice."""
-        self.controller = Controller(self.handler, **self._controller_kwargs)
+        self.controller = self.controller_class(self.handler, **self._controller_kwargs)
         self.controller.start()
 
     @property
