@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+"""Failure handling against a misbehaving SMTP server (tests/fault_smtp.py).
+
+For each fault: the reason names the cause; the server holds the message exactly once or not at all
+(never half a message, never two copies); transient faults recover within smtp_retries, permanent ones
+fail at once, and a connection lost after the message data was sent is reported as uncertain and not
+retried.
+"""
+
+import dataclasses
+import time
+
+import pytest
+
+from fn_outbound_email.lib import smtp_transport
+from fn_outbound_email.lib.errors import DeliveryError, MailError
+from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.settings import load_settings
+from tests.fault_smtp import Fault, FaultSmtpServer
+from tests.function_runner import call_function
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
+from tests.soar_mock import INCIDENT_ID, SoarMock
+
+CLIENT_TIMEOUT = 0.4         # seconds; stalls below last longer than this
+STALL = 1.0
+BACKOFF = 0.5                # the patched constant; sleeps are recorded, not slept
+BODY = "first line\n.a line that starts with a dot\n..and two\nlast line"
+
+
+class RecordingClock:
+    """The ``time`` module as smtp_transport sees it, with ``sleep`` recorded instead of slept."""
+
+    def __init__(self):
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def backoff_sleeps(monkeypatch):
+    """Retries' backoff delays (only smtp_transport's sleeps; other threads keep the real clock)."""
+    clock = RecordingClock()
+    monkeypatch.setattr(smtp_transport, "BACKOFF_SECONDS", BACKOFF)
+    monkeypatch.setattr(smtp_transport, "time", clock)
+    return clock.sleeps
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    with FaultSmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(fault_server, backoff_sleeps):
+    fault_server.script()
+    return fault_server
+
+
+def make_mailer(server, retries=2, timeout=CLIENT_TIMEOUT, **config):
+    section = {"smtp_server": "127.0.0.1", "smtp_port": str(server.port), "from_email_address": "soar@example.com",
+               "smtp_retries": str(retries)}
+    section.update(config)
+    # smtp_conn_timeout has a floor of 1 s in app.config; the tests want shorter waits
+    settings = dataclasses.replace(load_settings({"fn_outbound_email": section}), timeout=timeout)
+    return Mailer(settings, soar=None)
+
+
+def prepare(mailer, to="alice@example.com"):
+    return mailer.prepare(MailRequest(incident_id=1, to=to, subject="Fault test", body=BODY))
+
+
+def deliver(server, to="alice@example.com", **options):
+    """(PreparedMail, SendOutcome) of one send through the Mailer."""
+    mailer = make_mailer(server, **options)
+    prepared = prepare(mailer, to)
+    return prepared, mailer.deliver(prepared)
+
+
+def failed_delivery(server, to="alice@example.com", **options):
+    """(PreparedMail, DeliveryError) of a send that must fail."""
+    mailer = make_mailer(server, **options)
+    prepared = prepare(mailer, to)
+    with pytest.raises(DeliveryError) as raised:
+        mailer.deliver(prepared)
+    return prepared, raised.value
+
+
+def assert_whole_copies(server, prepared, received, accepted):
+    """The server got ``received`` complete copies of the message and accepted ``accepted`` of them."""
+    assert len(server.received) == received
+    assert all(data == prepared.message for data in server.received)      # complete, dots unstuffed
+    assert len(server.messages) == accepted
+
+
+# --- transient faults recover within smtp_retries ------------------------------------------------------
+
+def test_421_at_greeting_then_ok_recovers(server, backoff_sleeps):
+    server.script(greeting=Fault("421 4.3.2 Service not available, try later", times=1))
+    prepared, outcome = deliver(server, retries=2)
+    assert outcome.accepted == ["alice@example.com"]
+    assert server.connections == 2
+    assert backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_421_at_greeting_every_time_fails_after_the_retries_naming_the_reply(server, backoff_sleeps):
+    server.script(greeting=Fault("421 4.3.2 Too busy", times=None))
+    prepared, error = failed_delivery(server, retries=2)
+    assert "greeted with 421 4.3.2 Too busy" in str(error)
+    assert error.transient and not error.uncertain
+    assert server.connections == 3                          # the first try and two retries
+    assert backoff_sleeps == [BACKOFF, 2 * BACKOFF]         # exponential backoff
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_connection_dropped_at_greeting_then_ok_recovers(server, backoff_sleeps):
+    server.script(greeting=Fault(drop=True, times=1))
+    prepared, outcome = deliver(server, retries=1)
+    assert outcome.accepted == ["alice@example.com"]
+    assert server.connections == 2
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_421_at_mail_then_ok_recovers(server, backoff_sleeps):
+    server.script(mail=Fault("421 4.7.0 Try again later, closing connection", times=1))
+    prepared, outcome = deliver(server, retries=2)
+    assert outcome.accepted == ["alice@example.com"]
+    assert server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_421_at_mail_every_time_names_the_reply(server, backoff_sleeps):
+    server.script(mail=Fault("421 4.7.0 Try again later, closing connection", times=None))
+    prepared, error = failed_delivery(server, retries=1)
+    assert "refused the sender soar@example.com: 421 4.7.0 Try again later" in str(error)
+    assert error.transient
+    assert server.connections == 2
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_421_at_rcpt_then_ok_recovers(server, backoff_sleeps):
+    server.script(rcpt=Fault("421 4.3.2 System shutting down", times=1))
+    prepared, outcome = deliver(server, to="alice@example.com, bob@example.com", retries=1)
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"] and outcome.refused == {}
+    assert server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_421_at_rcpt_every_time_names_the_reply(server, backoff_sleeps):
+    server.script(rcpt=Fault("421 4.3.2 System shutting down", times=None))
+    prepared, error = failed_delivery(server, retries=1)
+    assert "closing the connection: 421 4.3.2 System shutting down" in str(error) and error.transient
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_451_at_data_once_then_ok_sends_one_accepted_copy(server, backoff_sleeps):
+    server.script(data=Fault("451 4.3.0 Local error in processing", times=1))
+    prepared, outcome = deliver(server, retries=2)
+    assert outcome.accepted == ["alice@example.com"]
+    # the 451 refused the first copy outright, so sending again cannot duplicate it
+    assert_whole_copies(server, prepared, received=2, accepted=1)
+    assert backoff_sleeps == [BACKOFF]
+
+
+def test_451_at_data_beyond_the_retries_fails_naming_the_reply(server, backoff_sleeps):
+    server.script(data=Fault("451 4.3.0 Local error in processing", times=None))
+    prepared, error = failed_delivery(server, retries=1)
+    assert "did not accept the message: 451 4.3.0 Local error in processing" in str(error)
+    assert_whole_copies(server, prepared, received=2, accepted=0)
+
+
+def test_greeting_stall_times_out_and_is_retried(server, backoff_sleeps):
+    server.script(greeting=Fault(stall=STALL, reply="220 finally", times=1))
+    prepared, outcome = deliver(server, retries=1)
+    assert outcome.accepted == ["alice@example.com"]
+    assert server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_stall_at_mail_past_the_timeout_names_the_timeout(server, backoff_sleeps):
+    server.script(mail=Fault(stall=STALL, reply="250 OK", times=None))
+    prepared, error = failed_delivery(server, retries=0)
+    assert "Timed out after {0:g} s".format(CLIENT_TIMEOUT) in str(error) and "smtp_conn_timeout" in str(error)
+    assert error.transient and not error.uncertain
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+# --- permanent faults fail at once -------------------------------------------------------------------------
+
+def test_552_at_data_fails_at_once(server, backoff_sleeps):
+    server.script(data=Fault("552 5.3.4 Message size exceeds fixed limit", times=None))
+    prepared, error = failed_delivery(server, retries=2)
+    assert "did not accept the message: 552 5.3.4 Message size exceeds fixed limit" in str(error)
+    assert not error.transient and error.smtp_code == 552
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=1, accepted=0)
+
+
+def test_5xx_sender_refusal_fails_at_once(server, backoff_sleeps):
+    server.script(mail=Fault("553 5.7.1 Sender address rejected: not owned by user", times=None))
+    prepared, error = failed_delivery(server, retries=2)
+    assert "refused the sender soar@example.com: 553 5.7.1 Sender address rejected" in str(error)
+    assert not error.transient
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_550_for_one_recipient_delivers_to_the_others_and_reports_it(server, backoff_sleeps):
+    server.script(refuse=["gone@example.org"])
+    prepared, outcome = deliver(server, to="alice@example.com, gone@example.org, bob@example.com")
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert outcome.refused == {"gone@example.org": "550 5.1.1 <gone@example.org>: mailbox unavailable"}
+    assert server.messages[0].rcpt_tos == ["alice@example.com", "bob@example.com"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+    assert backoff_sleeps == []
+
+
+def test_550_for_every_recipient_fails_at_once_naming_each(server, backoff_sleeps):
+    server.script(refuse=["gone@example.org", "left@example.org"])
+    prepared, error = failed_delivery(server, to="gone@example.org; left@example.org", retries=2)
+    assert "refused every recipient" in str(error)
+    assert "gone@example.org: 550 5.1.1" in str(error) and "left@example.org: 550 5.1.1" in str(error)
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_no_starttls_advertised_refuses_to_send_in_clear(server, backoff_sleeps):
+    server.script(hide=["STARTTLS"])
+    prepared, error = failed_delivery(server, retries=2, smtp_ssl_mode="starttls")
+    assert "does not offer STARTTLS" in str(error) and "smtp_ssl_mode" in str(error)
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_no_auth_advertised_is_explained_and_no_login_sent(server, backoff_sleeps):
+    server.script(hide=["AUTH"])
+    prepared, error = failed_delivery(server, retries=2, smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD)
+    assert "does not offer AUTH" in str(error) and "smtp_user" in str(error)
+    assert SMTP_PASSWORD not in str(error)
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+# --- after the data: uncertain, never sent twice ----------------------------------------------------------
+
+def test_connection_dropped_after_the_data_is_uncertain_and_not_retried(server, backoff_sleeps):
+    server.script(data=Fault(drop=True, times=1))
+    prepared, error = failed_delivery(server, retries=2)
+    assert error.uncertain
+    assert "delivery is uncertain" in str(error) and "not sent again" in str(error)
+    assert server.connections == 1 and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=1, accepted=0)     # the server has it, once
+
+
+def test_stall_after_the_data_is_uncertain_and_not_retried(server, backoff_sleeps):
+    server.script(data=Fault(stall=STALL, reply="250 OK late", times=1))
+    prepared, error = failed_delivery(server, retries=2)
+    assert error.uncertain and "delivery is uncertain" in str(error)
+    assert server.connections == 1 and backoff_sleeps == []
+    assert len(server.received) == 1 and server.received[0] == prepared.message
+
+
+# --- size limit: refused before any connection -----------------------------------------------------------
+
+def test_max_message_size_is_checked_before_connecting(server):
+    mailer = make_mailer(server, max_message_size="300")
+    with pytest.raises(MailError) as raised:
+        mailer.send(MailRequest(incident_id=1, to="alice@example.com", subject="big", body="x" * 400))
+    assert "max_message_size (300 bytes)" in str(raised.value)
+    assert not isinstance(raised.value, DeliveryError)
+    assert server.connections == 0 and server.received == []
+
+
+# --- end to end through send_email2 ------------------------------------------------------------------------
+
+E2E_PORT = free_port()
+config_data = """[fn_outbound_email]
+smtp_server = 127.0.0.1
+smtp_port = {port}
+smtp_conn_timeout = 5
+smtp_retries = 2
+from_email_address = soar@example.com
+max_message_size = 2000
+""".format(port=E2E_PORT)
+
+resilient_mock = SoarMock
+
+
+@pytest.fixture(scope="module")
+def e2e_fault_server():
+    with FaultSmtpServer(port=E2E_PORT) as server:
+        yield server
+
+
+@pytest.fixture
+def e2e_server(e2e_fault_server, backoff_sleeps):
+    e2e_fault_server.script()
+    return e2e_fault_server
+
+
+def send_email2(circuits_app, **inputs):
+    inputs.setdefault("mail_incident_id", INCIDENT_ID)
+    inputs.setdefault("mail_to", "alice@example.com")
+    return call_function(circuits_app, "send_email2", inputs)
+
+
+class TestSendEmail2Faults:
+
+    def test_transient_421_recovers_within_the_retries(self, circuits_app, e2e_server, backoff_sleeps):
+        e2e_server.script(mail=Fault("421 4.7.0 Try again later", times=2))
+        result = send_email2(circuits_app, mail_body="after two 421s")
+        assert result["success"] is True, result["reason"]
+        assert e2e_server.connections == 3 and backoff_sleeps == [BACKOFF, 2 * BACKOFF]
+        assert len(e2e_server.messages) == 1 and len(e2e_server.received) == 1
+
+    def test_drop_after_data_is_a_failed_result_saying_uncertain(self, circuits_app, e2e_server, backoff_sleeps):
+        e2e_server.script(data=Fault(drop=True, times=1))
+        result = send_email2(circuits_app, mail_body="maybe delivered")
+        assert result["success"] is False
+        assert "delivery is uncertain" in result["reason"]
+        assert len(e2e_server.received) == 1 and e2e_server.messages == [] and backoff_sleeps == []
+
+    def test_552_is_a_failed_result_with_the_server_reply(self, circuits_app, e2e_server, backoff_sleeps):
+        e2e_server.script(data=Fault("552 5.3.4 Message too big for this server", times=None))
+        result = send_email2(circuits_app, mail_body="too big?")
+        assert result["success"] is False
+        assert "552 5.3.4 Message too big for this server" in result["reason"]
+        assert e2e_server.connections == 1 and backoff_sleeps == []
+
+    def test_max_message_size_fails_before_connecting(self, circuits_app, e2e_server):
+        result = send_email2(circuits_app, mail_body="y" * 3000)
+        assert result["success"] is False
+        assert "max_message_size (2000 bytes)" in result["reason"]
+        assert e2e_server.connections == 0
