@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+"""Run `resilient-sdk validate` and `resilient-sdk package` as an administrator would, on a copy of the tree.
+
+Both commands write into the package folder (dist/, the validate report, build files), so they run on a copy
+of the files git would commit and the work tree stays clean. Shared by tests/test_packaging.py and
+.ci/check_app_package.py.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMAND_TIMEOUT = 600  # package builds the sdist in a fresh isolated environment (pip installs setuptools)
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+ValidateResult = namedtuple("ValidateResult", "criticals warnings failed_checks output")
+
+
+class SdkCommandError(Exception):
+    """A resilient-sdk command failed or printed something this module cannot read; the message has its output."""
+
+
+def sdk_executable():
+    """resilient-sdk of this interpreter's environment, else the one on PATH; None when it is not installed."""
+    beside_python = os.path.join(os.path.dirname(sys.executable), "resilient-sdk")
+    if os.access(beside_python, os.X_OK):
+        return beside_python
+    return shutil.which("resilient-sdk")
+
+
+def copy_source_tree(destination):
+    """Copy the files git would commit (tracked or new, not ignored) to destination; without git, all but builds."""
+    try:
+        listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                 cwd=ROOT, check=True, capture_output=True).stdout.decode("utf-8")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(ROOT, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".git", "dist", "build", "*.egg-info", "__pycache__", ".tox", ".pytest_cache", "outbox"))
+        return
+    for relative in filter(None, listing.split("\0")):
+        source = os.path.join(ROOT, relative)
+        if os.path.isfile(source):  # a tracked file deleted in the work tree is not part of the package
+            target = os.path.join(destination, relative)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _run_sdk(package_dir, *arguments):
+    command = [sdk_executable() or "resilient-sdk"] + list(arguments) + ["-p", package_dir]
+    try:
+        completed = subprocess.run(command, cwd=package_dir, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SdkCommandError("{0} could not run: {1}".format(" ".join(command), err))
+    output = ANSI_COLOUR.sub("", completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        raise SdkCommandError("{0} exited with {1}:\n{2}".format(" ".join(command), completed.returncode, output))
+    return output
+
+
+def run_validate(package_dir):
+    """`resilient-sdk validate --validate` (the static checks); it exits 0 whatever it finds, so read its summary."""
+    output = _run_sdk(package_dir, "validate", "--validate")
+    criticals = re.search(r"^Critical Issues:\s*(\d+)\s*$", output, re.MULTILINE)
+    warnings = re.search(r"^Warnings:\s*(\d+)\s*$", output, re.MULTILINE)
+    if not criticals or not warnings:
+        raise SdkCommandError("no summary in the resilient-sdk validate output:\n" + output)
+    failed_checks = re.findall(r"^(.+) FAIL\s*$", output, re.MULTILINE)
+    return ValidateResult(int(criticals.group(1)), int(warnings.group(1)), failed_checks, output)
+
+
+def build_app_zip(package_dir):
+    """`resilient-sdk package`: the App Host zip in package_dir/dist (with dist/validate_report.md if present)."""
+    output = _run_sdk(package_dir, "package")
+    zips = glob.glob(os.path.join(package_dir, "dist", "app-*.zip"))
+    if len(zips) != 1:
+        raise SdkCommandError("expected one app-*.zip in dist/, found {0}:\n{1}".format(zips, output))
+    return zips[0]
