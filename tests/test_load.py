@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+"""Concurrency: one Mailer shared by worker threads (resilient-circuits num_workers > 1), and its caches.
+
+The load test sends 200 templated mails with an attachment from 4 threads to a real aiosmtpd server and
+checks at the server that each arrived exactly once, to the right recipient, and that no file
+descriptor or temp file is left behind.
+"""
+
+import collections
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
+from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.settings import load_settings
+from fn_outbound_email.lib.soar import SoarClient, clear_field_cache
+from fn_outbound_email.lib.templating import TemplateRenderer
+from tests.smtp_server import SmtpTestServer
+
+SENDS = 200
+THREADS = 4
+FD_SETTLE_SECONDS = 3.0
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def fds_after_settling(baseline):
+    """The fd count once it is back at ``baseline`` (or after FD_SETTLE_SECONDS).
+
+    The aiosmtpd server runs in this process: its end of each connection closes a moment after the
+    client's QUIT, so the count is polled rather than read once. The client's sockets close synchronously.
+    """
+    deadline = time.monotonic() + FD_SETTLE_SECONDS
+    count = open_fds()
+    while count > baseline and time.monotonic() < deadline:
+        time.sleep(0.02)
+        count = open_fds()
+    return count
+
+
+@pytest.fixture
+def scratch_tempdir(monkeypatch):
+    """A private temp folder, so 'no temp file left' is checked without other processes' files."""
+    folder = tempfile.mkdtemp(prefix="outbound-email-load-")
+    monkeypatch.setattr(tempfile, "tempdir", folder)
+    monkeypatch.setenv("TMPDIR", folder)
+    yield folder
+    os.rmdir(folder)
+
+
+def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(scratch_tempdir):
+    data = load_incident_data()
+    with SmtpTestServer() as server:
+        settings = load_settings({"fn_outbound_email": {
+            "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "smtp_conn_timeout": "10",
+            "from_email_address": "SOAR <soar@example.com>", "template_file": "data/templates/example_send_email.jinja"}})
+        mailer = Mailer(settings, offline_soar_client(data))
+
+        def send(number):
+            return mailer.send(MailRequest(incident_id=data.incident_id, to="user{0}@example.com".format(number),
+                                           subject="Load {0}".format(number), template_file=settings.template_file,
+                                           attachments="*"))
+
+        send(-1)        # warm-up: compiled template, cached field definitions, lazily imported modules
+        del server.messages[:]
+        baseline = open_fds()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            outcomes = list(pool.map(send, range(SENDS)))
+        elapsed = time.monotonic() - started
+        fds = fds_after_settling(baseline)
+        received = list(server.messages)
+
+    assert [outcome.accepted for outcome in outcomes] == [["user{0}@example.com".format(n)] for n in range(SENDS)]
+    assert len(received) == SENDS
+    ids_at_server = collections.Counter(item.message["Message-ID"] for item in received)
+    assert max(ids_at_server.values()) == 1                                   # no duplicates
+    assert set(ids_at_server) == {outcome.message_id for outcome in outcomes}  # none lost
+    for item in received:                    # threads did not mix up each other's messages
+        number = item.message["Subject"].split()[-1]
+        assert item.rcpt_tos == ["user{0}@example.com".format(number)]
+        assert str(item.message["To"]) == "user{0}@example.com".format(number)
+        assert [part.get_filename() for part in item.message.iter_attachments()] == ["original-mail-headers.txt"]
+    assert fds == baseline, "file descriptors left open: {0} before, {1} after".format(baseline, fds)
+    assert os.listdir(scratch_tempdir) == []
+    assert elapsed < 20, "200 sends took {0:.1f} s".format(elapsed)
+
+
+# --- the caches under concurrent use ------------------------------------------------------------------------
+
+def hammer(worker, threads=8):
+    """Run ``worker(index)`` in ``threads`` threads started together; re-raise the first failure."""
+    barrier = threading.Barrier(threads)
+    failures = []
+
+    def run(index):
+        barrier.wait()
+        try:
+            worker(index)
+        except BaseException as err:  # noqa: B902 (collected and re-raised in the main thread)
+            failures.append(err)
+
+    workers = [threading.Thread(target=run, args=(index,)) for index in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def template_source(number):
+    # every third template is HTML, so both (autoescaping and plain) environments are exercised
+    return "<p>template {0}: {{{{ value }}}}</p>".format(number) if number % 3 == 0 else \
+        "template {0}: {{{{ value }}}}".format(number)
+
+
+def expected_render(number):
+    return "<p>template {0}: &lt;v&amp;&gt;</p>".format(number) if number % 3 == 0 else \
+        "template {0}: <v&>".format(number)
+
+
+@pytest.mark.parametrize("cache_size", [8, 256])     # with eviction under way, and with everything cached
+def test_template_cache_renders_the_right_template_under_concurrent_use(cache_size):
+    renderer = TemplateRenderer(cache_size=cache_size)
+    templates = 24
+
+    def worker(index):
+        for iteration in range(150):
+            number = (index * 7 + iteration) % templates
+            rendered = renderer.render(template_source(number), {"value": "<v&>"}, name="t{0}".format(number))
+            assert rendered == expected_render(number)
+            assert rendered.is_html == (number % 3 == 0)
+
+    hammer(worker)
+    assert len(renderer._cache) == min(cache_size, templates)
+
+
+class SlowTypesRest:
+    """A SOAR REST stand-in whose /types answers take a moment (widening any race) and are counted."""
+
+    base_url = "https://soar.example.com:443"
+
+    def __init__(self, org_id):
+        self.org_id = org_id
+        self.type_calls = collections.Counter()
+        self._lock = threading.Lock()
+
+    def get(self, uri, *args, **kwargs):
+        type_name = uri.split("/types/", 1)[1].split("?", 1)[0]
+        with self._lock:
+            self.type_calls[type_name] += 1
+        time.sleep(0.005)
+        return {"fields": [{"name": "{0}_field_{1}".format(type_name, self.org_id), "input_type": "text"}]}
+
+
+def test_field_definition_cache_is_shared_and_correct_under_concurrent_use():
+    clear_field_cache()
+    rests = {org: SlowTypesRest(org) for org in (201, 202)}
+    try:
+        def worker(index):
+            org = 201 if index % 2 else 202
+            soar = SoarClient(rests[org])        # a new client per call, as each function call makes
+            for iteration in range(40):
+                type_name = ("incident", "email_conversations")[iteration % 2]
+                fields = soar.get_field_definitions(type_name)
+                assert list(fields) == ["{0}_field_{1}".format(type_name, org)]    # never another org's or type's
+
+        threads = 8
+        hammer(worker, threads)
+        for rest in rests.values():
+            # at most the threads that raced for an empty entry fetched it; afterwards the cache answered
+            assert set(rest.type_calls) == {"incident", "email_conversations"}
+            assert all(1 <= count <= threads // 2 for count in rest.type_calls.values()), rest.type_calls
+        before = sum(sum(rest.type_calls.values()) for rest in rests.values())
+        SoarClient(rests[201]).get_field_definitions("incident")
+        assert sum(sum(rest.type_calls.values()) for rest in rests.values()) == before
+    finally:
+        clear_field_cache()
