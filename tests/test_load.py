@@ -60,7 +60,8 @@ def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(
     with SmtpTestServer() as server:
         settings = load_settings({"fn_outbound_email": {
             "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "smtp_conn_timeout": "10",
-            "from_email_address": "SOAR <soar@example.com>", "template_file": "data/templates/example_send_email.jinja"}})
+            "from_email_address": "SOAR <soar@example.com>",
+            "template_file": "data/templates/example_send_email.jinja"}})
         mailer = Mailer(settings, offline_soar_client(data))
 
         def send(number):
