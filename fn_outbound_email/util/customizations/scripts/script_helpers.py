@@ -1,0 +1,43 @@
+# Helpers shared by the pre-processing scripts (the build puts this text at the top of each script using it).
+import hashlib
+import time
+
+# Right-hand part of the Message-IDs the playbooks generate: set it to your mail domain
+MESSAGE_ID_DOMAIN = "soar.example.com"
+
+
+def text_of(value):
+    """A text area input arrives as {content, format}: its text (None when the input is empty)."""
+    return value.content if value else None
+
+
+def template_safe(html):
+    """HTML placed inside a Jinja template: braces as entities so SOAR data never becomes template code."""
+    return u"{0}".format(html or "").replace("{", "&#123;").replace("}", "&#125;")
+
+
+def html_text(text):
+    """Plain text shown in HTML: escaped, line breaks kept, safe inside a Jinja template too."""
+    escaped = u"{0}".format(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return template_safe(escaped.replace('"', "&quot;").replace("\n", "<br>\n"))
+
+
+def new_message_id(*parts):
+    """A Message-ID unique to this moment and these parts (e.g. incident and task ids)."""
+    seed = "{0}/{1}".format(time.time(), "/".join(str(part) for part in parts))
+    return "{0}.{1}@{2}".format(int(time.time() * 1000), hashlib.sha256(seed.encode("utf-8")).hexdigest()[:20],
+                                MESSAGE_ID_DOMAIN)
+
+
+def set_body(fn_inputs, body, template, merge, fallback_template=None):
+    """send_email2's body inputs: the body as written; or the chosen template, followed by the body when `merge`;
+    else `fallback_template` (an inline template)."""
+    if template and (not body or merge):
+        fn_inputs.mail_template_label = template
+        if body:
+            fn_inputs.mail_body = body
+            fn_inputs.mail_merge_body = True
+    elif body:
+        fn_inputs.mail_body = body
+    elif fallback_template:
+        fn_inputs.mail_inline_template = fallback_template
