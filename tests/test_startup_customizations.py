@@ -45,7 +45,7 @@ class StartupSoarMock(SoarMock):
 
     field_types = {}          # type name -> select field definition (class level: the app builds its own instance)
     puts = []                 # (path, payload) of every PUT, in order
-    fail_types = set()        # type names whose GET answers 500
+    fail_types = set()        # type names whose GET answers 403 (an API key without the permission)
     layout = None
 
     @classmethod
@@ -62,7 +62,7 @@ class StartupSoarMock(SoarMock):
     def get_select(self, request):
         type_name = FIELD_PATH.search(request.url).group(1)
         if type_name in self.fail_types:
-            return self._json(request, {"message": "boom"}, status=500)
+            return self._json(request, {"message": "Forbidden"}, status=403)
         if type_name not in self.field_types:
             return self._json(request, {"message": "Not found"}, status=404)
         return self._json(request, copy.deepcopy(self.field_types[type_name]))
@@ -97,7 +97,7 @@ try:
 except OSError:          # reported by the first test rather than as a collection error
     SHIPPED_FORMS = []
 # the mock must be ready before the app starts, which happens when the circuits_app fixture is first used
-StartupSoarMock.reset(SHIPPED_FORMS, activity_field=True, current_labels=["Old template", "Incident summary"])
+StartupSoarMock.reset(SHIPPED_FORMS, activity_field=True, current_labels=["Old template", "incident summary"])
 
 
 def email_tabs(layout):
@@ -116,12 +116,13 @@ class TestAtStartup:
         updated = {type_name: payload for type_name, payload in StartupSoarMock.puts if type_name != "layout"}
         assert set(updated) == set(SHIPPED_FORMS) | {"actioninvocation"}
         for type_name, payload in updated.items():
-            assert [value["label"] for value in payload["values"]] == ["Incident summary", "Data table"]
+            # app.config's parser lower-cases keys, so the labels arrive lower-cased
+            assert [value["label"] for value in payload["values"]] == ["incident summary", "data table"]
             # the whole field definition goes back, only the values change
             assert payload["export_key"] == "{0}/mail_template_select".format(type_name)
             kept = payload["values"][0]
             assert kept["value"] == 501 and kept["uuid"] == "u1"       # an existing choice keeps its identity
-            assert payload["values"][1] == {"label": "Data table", "enabled": True, "hidden": False}
+            assert payload["values"][1] == {"label": "data table", "enabled": True, "hidden": False}
 
     def test_email_tab_added_with_table_and_message_id_field(self, circuits_app):
         layouts = [payload for type_name, payload in StartupSoarMock.puts if type_name == "layout"]
@@ -229,3 +230,13 @@ class TestRefreshRules:
         values = soar_setup.select_values_for(["A", "C", "B"], current)
         assert [value["label"] for value in values] == ["A", "C", "B"]
         assert values[0]["value"] == 1 and values[2]["value"] == 2 and "value" not in values[1]
+
+
+def test_template_labels_match_whatever_their_case():
+    # the select shows labels as app.config's parser stored them (lower case); playbooks may pass any case
+    from fn_outbound_email.lib.settings import load_settings
+    settings = load_settings({"fn_outbound_email": {"smtp_server": "127.0.0.1"},
+                              "fn_outbound_email:templates": {"incident summary": "/t/summary.jinja"}})
+    assert settings.template_for_label("Incident Summary ") == "/t/summary.jinja"
+    assert settings.template_for_label("incident summary") == "/t/summary.jinja"
+    assert settings.template_for_label("summary") is None

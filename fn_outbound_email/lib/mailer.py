@@ -201,7 +201,7 @@ class Mailer:
             rendered = self._renderer.render(request.inline_template, self._context(request, incident_id),
                                              name="mail_inline_template")
         elif request.template_label:
-            path = self._settings.templates.get(request.template_label.strip())
+            path = self._settings.template_for_label(request.template_label)
             if not path:
                 known = ", ".join(sorted(self._settings.templates)) or "none"
                 raise TemplateError("Template label '{0}' is not defined in [fn_outbound_email:templates] of "

@@ -56,6 +56,14 @@ class MailerSettings:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     retries: int = DEFAULT_RETRIES
 
+    def template_for_label(self, label):
+        """The template path for a label; app.config keys are lower-cased by its parser, so case is ignored."""
+        label = (label or "").strip()
+        if label in self.templates:
+            return self.templates[label]
+        folded = label.casefold()
+        return next((path for name, path in self.templates.items() if name.casefold() == folded), None)
+
     @property
     def default_sender(self):
         """from_email_address, else smtp_user when that is an address."""

@@ -83,7 +83,8 @@ class SoarClient:
 
     def get_type_field(self, type_name, field_name):
         """One field of a SOAR type (a playbook's input form, actioninvocation ...)."""
-        return self._rest.get("/types/{0}/fields/{1}".format(type_name, field_name))
+        # a missing type or field, or a key without permission, will not change on retrying
+        return self._rest.get("/types/{0}/fields/{1}".format(type_name, field_name), skip_retry=[403, 404])
 
     def update_type_field(self, type_name, field_name, field_definition):
         return self._rest.put("/types/{0}/fields/{1}".format(type_name, field_name), field_definition)
