@@ -6,6 +6,7 @@ Values are read through the mapping resilient-circuits hands over, so
 are excluded from ``repr`` so a settings object can never leak them to a log.
 """
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Union
@@ -84,16 +85,21 @@ def _text(configs, key, alias=None):
     return value or None
 
 
-def _number(configs, key, default, kind=int, minimum=0):
+def _number(configs, key, default, kind=int, minimum=0, maximum=None):
     raw = _text(configs, key)
     if raw is None:
         return default
     try:
         value = kind(raw)
     except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):           # float() also reads 'nan' and 'inf'
         raise ConfigurationError("app.config [{0}] {1} = '{2}' is not a number".format(SECTION, key, raw))
     if value < minimum:
         raise ConfigurationError("app.config [{0}] {1} must be at least {2}, not {3}".format(SECTION, key, minimum, raw))
+    if maximum is not None and value > maximum:
+        # e.g. a port above 65535 would otherwise silently wrap around to another port
+        raise ConfigurationError("app.config [{0}] {1} must be at most {2}, not {3}".format(SECTION, key, maximum, raw))
     return value
 
 
@@ -180,7 +186,7 @@ def load_settings(opts):
     templates = configured_templates(opts)
     return MailerSettings(
         smtp_server=_text(configs, "smtp_server"),
-        smtp_port=_number(configs, "smtp_port", DEFAULT_PORTS[ssl_mode], minimum=1),
+        smtp_port=_number(configs, "smtp_port", DEFAULT_PORTS[ssl_mode], minimum=1, maximum=65535),
         ssl_mode=ssl_mode,
         ssl_verify=_ssl_verify(configs),
         timeout=_number(configs, "smtp_conn_timeout", DEFAULT_TIMEOUT, kind=float, minimum=1),
