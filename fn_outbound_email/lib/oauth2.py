@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+"""OAuth2 for SMTP: access tokens from the refresh-token grant, and AUTH XOAUTH2 with them.
+
+The token endpoint is called through resilient_lib's ``RequestsCommon`` so the
+app's proxy, timeout and TLS settings apply. Access tokens are cached per
+OAuth2 configuration, shared by every Mailer of the process (function calls
+and ``num_workers`` threads), until 60 s before they expire. The client
+secret, refresh tokens and access tokens are never logged.
+"""
+
+import base64
+import binascii
+import logging
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import NamedTuple, Optional
+
+import requests
+from resilient_lib import RequestsCommon
+
+from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
+from fn_outbound_email.lib.smtp_transport import _reply_text
+
+LOG = logging.getLogger(__name__)
+
+EXPIRY_MARGIN_SECONDS = 60     # a token this close to expiry is replaced before use
+DEFAULT_EXPIRES_IN = 3600      # when the endpoint does not say how long a token lives
+TOKEN_TOOL = "outbound-email oauth2-token"
+SCOPE_HINT = ("check that scope grants SMTP sending (Microsoft 365: https://outlook.office.com/SMTP.Send "
+              "offline_access; Google: https://mail.google.com/), that the refresh token was issued for the "
+              "mailbox smtp_user, and that SMTP AUTH is enabled for that mailbox")
+# the fix for the OAuth2 error codes of a refused refresh (RFC 6749 section 5.2)
+REFRESH_HINTS = {
+    "invalid_grant": "the refresh_token has expired, was revoked or belongs to another client_id: run `{0}` and put "
+                     "the new refresh_token in app.config".format(TOKEN_TOOL),
+    "invalid_client": "check client_id and client_secret",
+    "unauthorized_client": "the application registration does not allow the refresh-token grant for client_id",
+    "invalid_scope": "check scope: the refresh token was not granted that scope",
+}
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\][^'\")]*")
+
+# resilient_lib logs every response body at DEBUG; a token response carries tokens, so its records are
+# dropped while this thread waits for one
+_token_call = threading.local()
+
+
+class _NoTokenBodies(logging.Filter):
+    def filter(self, record):
+        return record.levelno > logging.DEBUG or not getattr(_token_call, "active", False)
+
+
+logging.getLogger(RequestsCommon.__module__).addFilter(_NoTokenBodies())
+
+
+class TokenEndpointError(OAuth2Error):
+    """The token endpoint refused the request or could not be reached.
+
+    ``error`` is the endpoint's OAuth2 error code (``invalid_grant`` ...) when it gave one.
+    """
+
+    def __init__(self, message, error=None):
+        super().__init__(message)
+        self.error = error
+
+
+@contextmanager
+def _token_bodies_unlogged():
+    _token_call.active = True
+    try:
+        yield
+    finally:
+        _token_call.active = False
+
+
+def _one_line(value, limit=400):
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _unreachable_reason(token_url, err):
+    """What went wrong reaching the endpoint, without the noise of urllib3's nested exception texts."""
+    detail = _ERRNO_TEXT.search(str(err))
+    detail = detail.group(0).strip() if detail else _one_line(err, 200)
+    where = "the OAuth2 token endpoint {0}".format(token_url)
+    if isinstance(err, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                        requests.exceptions.InvalidURL)):
+        return "token_url '{0}' is not a valid https URL ({1})".format(token_url, detail)
+    if isinstance(err, requests.exceptions.Timeout):
+        return "Timed out waiting for {0}; check token_url, firewalls and the proxy settings " \
+               "(app.config [integrations] https_proxy) or raise the [integrations] timeout".format(where)
+    if isinstance(err, requests.exceptions.ProxyError):
+        return "The proxy did not get through to {0} ({1}); check the proxy settings (app.config " \
+               "[integrations] https_proxy)".format(where, detail)
+    if isinstance(err, requests.exceptions.SSLError):
+        return "TLS with {0} failed ({1}); its certificate is not trusted: set verify in [fn_outbound_email] " \
+               "or [integrations] to the CA bundle".format(where, detail)
+    if isinstance(err, requests.exceptions.ConnectionError):
+        return "Cannot connect to {0} ({1}); check token_url, DNS, firewalls and the proxy settings " \
+               "(app.config [integrations] https_proxy)".format(where, detail)
+    return "The request to {0} failed: {1}".format(where, detail)
+
+
+def request_token(requests_common, token_url, form):
+    """POST ``form`` to the token endpoint and return its JSON answer, which holds an access_token.
+
+    Raises TokenEndpointError with the endpoint's ``error`` / ``error_description`` or the reason it
+    could not be reached. Shared by the refresh-token grant and ``outbound-email oauth2-token``.
+    """
+    try:
+        with _token_bodies_unlogged():
+            # the callback hands back every response, so 4xx bodies (the OAuth2 error) are read, not raised
+            response = requests_common.execute("POST", token_url, data=form, headers={"Accept": "application/json"},
+                                               callback=lambda answer: answer)
+    except Exception as err:    # resilient_lib wraps the requests exception in an IntegrationError
+        raise TokenEndpointError(_unreachable_reason(token_url, err.__cause__ or err))
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise TokenEndpointError("The OAuth2 token endpoint {0} answered HTTP {1} without a JSON body; check "
+                                 "token_url".format(token_url, response.status_code))
+    error = answer.get("error")
+    if error or response.status_code >= 400:
+        code = error if isinstance(error, str) else None
+        text = _one_line(error or "no error code")
+        if answer.get("error_description"):
+            text += ": " + _one_line(answer["error_description"])
+        raise TokenEndpointError("The OAuth2 token endpoint {0} refused the request (HTTP {1}): {2}".format(
+            token_url, response.status_code, text), error=code)
+    if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+        raise TokenEndpointError("The OAuth2 token endpoint {0} answered HTTP {1} without an access_token; check "
+                                 "token_url".format(token_url, response.status_code))
+    return answer
+
+
+def _lifetime_seconds(answer):
+    """expires_in of a token response (a number or a numeric string), else DEFAULT_EXPIRES_IN."""
+    try:
+        return max(0, int(float(answer.get("expires_in"))))
+    except (TypeError, ValueError):
+        return DEFAULT_EXPIRES_IN
+
+
+@dataclass
+class _TokenCache:
+    lock: threading.Lock
+    refresh_token: str                 # the configured one, or the endpoint's rotated replacement
+    access_token: Optional[str] = None
+    expires_at: float = 0.0
+
+
+_caches = {}
+_caches_lock = threading.Lock()
+
+
+def _cache_for(settings):
+    """One cache per OAuth2 configuration: a changed app.config (new refresh_token ...) starts afresh."""
+    with _caches_lock:
+        cache = _caches.get(settings)
+        if cache is None:
+            cache = _caches[settings] = _TokenCache(threading.Lock(), settings.refresh_token)
+        return cache
+
+
+class AccessToken(NamedTuple):
+    value: str
+    cached: bool      # True: issued earlier, the server may have revoked it since
+
+
+class OAuth2TokenProvider:
+    """Access tokens from the refresh-token grant of ``settings`` (an OAuth2Settings), cached."""
+
+    def __init__(self, settings, requests_common=None, clock=time.monotonic):
+        self._settings = settings
+        self._requests_common = requests_common or RequestsCommon(opts={}, function_opts={})
+        self._clock = clock
+        self._cache = _cache_for(settings)
+
+    def access_token(self):
+        """The cached token while it has more than a minute left, else a new one (one request at a time)."""
+        cache = self._cache
+        with cache.lock:
+            if cache.access_token and self._clock() < cache.expires_at:
+                return AccessToken(cache.access_token, cached=True)
+            self._refresh(cache)
+            return AccessToken(cache.access_token, cached=False)
+
+    def invalidate(self, token=None):
+        """Drop the cached access token (only if it is still ``token``, when given)."""
+        cache = self._cache
+        with cache.lock:
+            if token is None or cache.access_token == token:
+                cache.access_token = None
+
+    def _refresh(self, cache):
+        settings = self._settings
+        form = {"grant_type": "refresh_token", "client_id": settings.client_id, "refresh_token": cache.refresh_token}
+        if settings.client_secret:
+            form["client_secret"] = settings.client_secret
+        if settings.scope:
+            form["scope"] = settings.scope
+        started = self._clock()
+        try:
+            answer = request_token(self._requests_common, settings.token_url, form)
+        except TokenEndpointError as err:
+            hint = REFRESH_HINTS.get(err.error)
+            raise TokenEndpointError("OAuth2 token refresh failed: {0}{1}".format(err, "; " + hint if hint else ""),
+                                     error=err.error)
+        lifetime = _lifetime_seconds(answer)
+        cache.access_token = answer["access_token"]
+        cache.expires_at = started + lifetime - EXPIRY_MARGIN_SECONDS
+        LOG.info("OAuth2: new access token from %s for client_id %s, valid for %d s", settings.token_url,
+                 settings.client_id, lifetime)
+        rotated = answer.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated != cache.refresh_token:
+            cache.refresh_token = rotated
+            LOG.warning("The OAuth2 token endpoint %s replaced the refresh token (rotation). The app uses the new one "
+                        "until it restarts, but app.config still holds the old one, which may stop working: run `%s` "
+                        "and update refresh_token in app.config [fn_outbound_email]", settings.token_url, TOKEN_TOOL)
+
+
+def xoauth2_initial_response(user, token):
+    """The SASL XOAUTH2 initial client response, base64 encoded."""
+    raw = "user={0}\x01auth=Bearer {1}\x01\x01".format(user, token)
+    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
+
+
+class OAuth2Authenticator:
+    """AUTH XOAUTH2 as ``user`` with tokens from an OAuth2TokenProvider (the PasswordAuthenticator interface)."""
+
+    def __init__(self, user, token_provider):
+        # from_email_address may be 'Name <address>': the login is the address
+        self._user = parseaddr(user or "")[1] or (user or "").strip()
+        self._tokens = token_provider
+
+    def authenticate(self, smtp):
+        if not self._user or any(ord(char) < 32 for char in self._user):
+            raise DeliveryError("OAuth2 needs the mailbox to log in as: set smtp_user (or from_email_address) in "
+                                "app.config [fn_outbound_email]")
+        self._check_offered(smtp)
+        token = self._tokens.access_token()
+        code, reply = self._attempt(smtp, token.value)
+        if code != 235 and token.cached:
+            # the server may have revoked a token that has not expired yet: one new token, one more try
+            LOG.info("The SMTP server refused the cached OAuth2 access token (%s); getting a new one",
+                     _reply_text(code, reply))
+            self._tokens.invalidate(token.value)
+            code, reply = self._attempt(smtp, self._tokens.access_token().value)
+        if code != 235:
+            raise DeliveryError("The SMTP server refused XOAUTH2 for user '{0}': {1}; {2}".format(
+                self._user, _reply_text(code, reply), SCOPE_HINT),
+                transient=400 <= code < 500, smtp_code=code)
+
+    @staticmethod
+    def _check_offered(smtp):
+        if not smtp.has_extn("auth"):
+            raise DeliveryError("The SMTP server does not offer AUTH{0}; check smtp_ssl_mode (many servers offer AUTH "
+                                "only after STARTTLS)".format("" if smtp.does_esmtp else " (no ESMTP)"))
+        mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
+        if "XOAUTH2" not in mechanisms:
+            raise DeliveryError("The SMTP server offers AUTH {0} but not XOAUTH2; check smtp_server, or remove "
+                                "client_id to log in with smtp_password".format(" ".join(mechanisms) or "(none)"))
+
+    def _attempt(self, smtp, token):
+        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply)."""
+        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_initial_response(self._user, token))
+        if code == 334:
+            # a refusal: the challenge is base64 JSON with the details, and an empty line ends the exchange
+            detail = _decoded_challenge(reply)
+            code, reply = smtp.docmd("")
+            if detail:
+                reply = "{0} ({1})".format(_reply_text("", reply), detail)
+        return code, reply
+
+
+def _decoded_challenge(reply):
+    try:
+        return _one_line(base64.b64decode(reply, validate=True).decode("utf-8", "replace"), 300)
+    except (binascii.Error, ValueError):
+        return _one_line(reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply, 300)

@@ -1,0 +1,326 @@
+# -*- coding: utf-8 -*-
+"""OAuth2: refresh-token grant against a real local token endpoint, AUTH XOAUTH2 against aiosmtpd.
+
+The SMTP server accepts only access tokens the local token endpoint issued (and has not revoked).
+"""
+
+import base64
+import logging
+import threading
+
+import pytest
+
+from fn_outbound_email.lib import oauth2
+from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
+from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+from fn_outbound_email.lib.settings import load_settings
+from fn_outbound_email.lib.smtp_transport import SmtpTransport
+from fn_outbound_email.util.selftest import selftest_function
+from tests.function_runner import call_function
+from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
+from tests.soar_mock import INCIDENT_ID, SoarMock
+
+SCOPE = "https://mail.example.com/.default offline_access"
+APP_SMTP_PORT = free_port()
+APP_OAUTH_PORT = free_port()
+
+# send_email2 through resilient-circuits: both the password and OAuth2 are configured (OAuth2 must win)
+config_data = """[fn_outbound_email]
+smtp_server = 127.0.0.1
+smtp_port = {smtp_port}
+smtp_conn_timeout = 5
+smtp_retries = 0
+smtp_user = {user}
+smtp_password = {password}
+from_email_address = SOAR Notifier <soar@example.com>
+client_id = {client_id}
+client_secret = {client_secret}
+scope = {scope}
+token_url = http://127.0.0.1:{oauth_port}/token
+refresh_token = {refresh_token}
+""".format(smtp_port=APP_SMTP_PORT, oauth_port=APP_OAUTH_PORT, user=SMTP_USER, password=SMTP_PASSWORD,
+           client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scope=SCOPE, refresh_token=REFRESH_TOKEN)
+
+resilient_mock = SoarMock
+# the XOAUTH2 test server takes tokens without TLS, which aiosmtpd warns about
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_caches(monkeypatch):
+    # tokens are cached per configuration for the whole process; each test starts without any
+    monkeypatch.setattr(oauth2, "_caches", {})
+
+
+@pytest.fixture
+def oauth():
+    with FakeOAuth2Server() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(oauth):
+    with SmtpTestServer(xoauth2=oauth.accepts) as server:
+        yield server
+
+
+def section(oauth, smtp_port, **values):
+    configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
+               "smtp_retries": "0", "smtp_user": SMTP_USER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+               "scope": SCOPE, "token_url": oauth.token_url, "refresh_token": REFRESH_TOKEN}
+    configs.update(values)
+    return {"fn_outbound_email": configs}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def mailer(oauth, smtp, clock=None, **values):
+    settings = load_settings(section(oauth, smtp.port, **values))
+    provider = OAuth2TokenProvider(settings.oauth2, None, clock=clock or Clock())
+    transport = SmtpTransport(settings, OAuth2Authenticator(settings.smtp_user or settings.from_address, provider))
+    return Mailer(settings, soar=None, transport=transport)
+
+
+def send(mailer_, subject="OAuth2 test"):
+    return mailer_.send(MailRequest(incident_id=INCIDENT_ID, to="alice@example.com", sender="soar@example.com",
+                                    subject=subject, body="Sent with XOAUTH2"))
+
+
+def tokens_tried(smtp):
+    return [(token, accepted) for _, token, accepted in smtp.handler.xoauth2_attempts]
+
+
+# --- token caching ----------------------------------------------------------------------------------------
+def test_two_sends_make_one_token_request(oauth, smtp):
+    sender = mailer(oauth, smtp)
+    send(sender, "first")
+    send(sender, "second")
+    assert [m.message["Subject"] for m in smtp.messages] == ["first", "second"]
+    assert all(m.auth_user == SMTP_USER for m in smtp.messages)
+    assert oauth.token_requests == [{"grant_type": "refresh_token", "client_id": CLIENT_ID,
+                                     "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN, "scope": SCOPE}]
+    assert tokens_tried(smtp) == [("access-Token-1", True), ("access-Token-1", True)]
+
+
+def test_token_is_replaced_a_minute_before_it_expires(oauth, smtp):
+    clock = Clock()
+    sender = mailer(oauth, smtp, clock=clock)
+    send(sender)
+    clock.now += 3600 - 61            # 61 s left: still used
+    send(sender)
+    assert len(oauth.token_requests) == 1
+    clock.now += 2                    # 59 s left: replaced before use
+    send(sender)
+    assert len(oauth.token_requests) == 2
+    assert [token for token, _ in tokens_tried(smtp)] == ["access-Token-1", "access-Token-1", "access-Token-2"]
+    assert len(smtp.messages) == 3
+
+
+def test_missing_expires_in_means_an_hour(oauth, smtp):
+    oauth.expires_in = None
+    clock = Clock()
+    sender = mailer(oauth, smtp, clock=clock)
+    send(sender)
+    clock.now += 3000
+    send(sender)
+    assert len(oauth.token_requests) == 1
+
+
+def test_concurrent_callers_cause_one_token_request(oauth):
+    oauth.delay = 0.2                 # every caller arrives while the first request is still open
+    settings = load_settings(section(oauth, 25))
+    barrier = threading.Barrier(6)
+    tokens = []
+
+    def fetch():
+        provider = OAuth2TokenProvider(settings.oauth2)     # as each function call builds its own
+        barrier.wait()
+        tokens.append(provider.access_token().value)
+
+    threads = [threading.Thread(target=fetch) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tokens == ["access-Token-1"] * 6
+    assert len(oauth.token_requests) == 1
+
+
+# --- refusals and retries -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("challenge", [True, False], ids=["json-challenge", "plain-535"])
+def test_revoked_cached_token_gets_one_refresh_and_retry(oauth, smtp, challenge):
+    smtp.handler.challenge_on_refusal = challenge
+    sender = mailer(oauth, smtp)
+    send(sender, "first")
+    oauth.revoke_access_tokens()      # the provider revoked the token before it expired
+    send(sender, "second")
+    assert tokens_tried(smtp) == [("access-Token-1", True), ("access-Token-1", False), ("access-Token-2", True)]
+    assert len(oauth.token_requests) == 2
+    assert [m.message["Subject"] for m in smtp.messages] == ["first", "second"]
+
+
+def test_refused_fresh_token_is_not_retried(oauth):
+    with SmtpTestServer(xoauth2=lambda user, token: False) as smtp:
+        with pytest.raises(DeliveryError) as raised:
+            send(mailer(oauth, smtp))
+        reason = str(raised.value)
+        assert "refused XOAUTH2 for user '{0}'".format(SMTP_USER) in reason
+        assert "535 5.7.8" in reason and '"status": "400"' in reason        # the reply and the JSON challenge
+        assert "check that scope grants SMTP sending" in reason
+        assert len(smtp.handler.xoauth2_attempts) == 1 and len(oauth.token_requests) == 1
+        assert smtp.messages == []
+
+
+def test_refused_after_refresh_fails_with_the_reply(oauth, smtp):
+    sender = mailer(oauth, smtp)
+    send(sender)
+    smtp.handler.accept = lambda user, token: False
+    with pytest.raises(DeliveryError) as raised:
+        send(sender)
+    assert "535" in str(raised.value) and "scope" in str(raised.value)
+    assert len(smtp.handler.xoauth2_attempts) == 3 and len(oauth.token_requests) == 2
+    assert len(smtp.messages) == 1
+
+
+def test_invalid_grant_names_the_error_and_the_fix_and_sends_nothing(oauth, smtp):
+    oauth.error = (400, {"error": "invalid_grant",
+                         "error_description": "AADSTS70008: The provided grant has expired\r\n due to inactivity."})
+    with pytest.raises(OAuth2Error) as raised:
+        send(mailer(oauth, smtp))
+    reason = str(raised.value)
+    assert "invalid_grant: AADSTS70008: The provided grant has expired due to inactivity." in reason
+    assert oauth.token_url in reason and "HTTP 400" in reason
+    assert "outbound-email oauth2-token" in reason
+    assert smtp.messages == [] and smtp.handler.xoauth2_attempts == []
+
+
+def test_wrong_client_secret_says_so(oauth, smtp):
+    with pytest.raises(OAuth2Error) as raised:
+        send(mailer(oauth, smtp, client_secret="wrong"))
+    assert "invalid_client" in str(raised.value) and "check client_id and client_secret" in str(raised.value)
+    assert smtp.messages == []
+
+
+def test_unreachable_token_endpoint_gives_the_reason(oauth, smtp):
+    with pytest.raises(OAuth2Error) as raised:
+        send(mailer(oauth, smtp, token_url="http://127.0.0.1:{0}/token".format(free_port())))
+    assert "Cannot connect to the OAuth2 token endpoint" in str(raised.value)
+    assert "Connection refused" in str(raised.value)
+    assert smtp.messages == []
+
+
+def test_token_request_goes_through_the_app_proxy(oauth, smtp, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    # token_url names a host that does not resolve: only the [integrations] proxy (the local server) gets there
+    opts = section(oauth, smtp.port, token_url="http://login.example.invalid/token")
+    opts["integrations"] = {"http_proxy": oauth.base_url}
+    settings = load_settings(opts)
+    from resilient_lib import RequestsCommon
+    provider = OAuth2TokenProvider(settings.oauth2, RequestsCommon(opts, opts["fn_outbound_email"]))
+    assert provider.access_token().value == "access-Token-1"
+
+
+def test_rotated_refresh_token_is_used_and_admin_warned(oauth, smtp, caplog):
+    oauth.rotate = True               # the old refresh token stops working once a new one is issued
+    clock = Clock()
+    sender = mailer(oauth, smtp, clock=clock)
+    with caplog.at_level(logging.DEBUG):
+        send(sender)
+        clock.now += 3600
+        send(sender)
+    assert [form["refresh_token"] for form in oauth.token_requests] == [REFRESH_TOKEN, "refresh-Rotated-1"]
+    assert len(smtp.messages) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "rotation" in r.getMessage()]
+    assert len(warnings) == 2 and "update refresh_token in app.config" in warnings[0]
+    for secret in secrets_of(oauth):
+        assert secret not in caplog.text
+
+
+def secrets_of(oauth):
+    issued = ["access-Token-{0}".format(n) for n in range(1, 6)] + \
+        ["refresh-Rotated-{0}".format(n) for n in range(1, 6)]
+    xoauth2 = [oauth2.xoauth2_initial_response(SMTP_USER, token) for token in issued]
+    return [CLIENT_SECRET, REFRESH_TOKEN, SMTP_PASSWORD] + issued + xoauth2
+
+
+# --- what the server offers, who logs in ----------------------------------------------------------------------
+def test_server_without_auth_is_a_clear_error(oauth):
+    with SmtpTestServer() as smtp:
+        with pytest.raises(DeliveryError, match="does not offer AUTH; check smtp_ssl_mode"):
+            send(mailer(oauth, smtp))
+    assert oauth.token_requests == []
+
+
+def test_server_without_xoauth2_is_a_clear_error(oauth):
+    with SmtpTestServer(auth=True) as smtp:
+        with pytest.raises(DeliveryError, match="offers AUTH LOGIN PLAIN but not XOAUTH2"):
+            send(mailer(oauth, smtp))
+        assert smtp.messages == []
+    assert oauth.token_requests == []
+
+
+def test_login_is_the_address_of_from_email_address_without_smtp_user(oauth, smtp):
+    send(mailer(oauth, smtp, smtp_user="", from_email_address="Mailer Bot <{0}>".format(SMTP_USER)))
+    assert smtp.handler.xoauth2_attempts == [(SMTP_USER, "access-Token-1", True)]
+    assert smtp.messages[0].auth_user == SMTP_USER
+
+
+def test_initial_response_format():
+    raw = base64.b64decode(oauth2.xoauth2_initial_response("a@example.com", "tok"))
+    assert raw == b"user=a@example.com\x01auth=Bearer tok\x01\x01"
+
+
+# --- selftest ------------------------------------------------------------------------------------------------
+def test_selftest_with_xoauth2_sends_nothing(oauth, smtp):
+    assert selftest_function(section(oauth, smtp.port)) == {"state": "success"}
+    assert tokens_tried(smtp) == [("access-Token-1", True)]
+    assert smtp.messages == []
+
+
+def test_selftest_reports_token_endpoint_error(oauth, smtp):
+    oauth.error = (400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+    result = selftest_function(section(oauth, smtp.port))
+    assert result["state"] == "failure"
+    assert "invalid_grant: Token has been expired or revoked." in result["reason"]
+    assert "outbound-email oauth2-token" in result["reason"]
+    assert smtp.handler.xoauth2_attempts == []
+
+
+def test_selftest_reports_unreachable_token_endpoint(oauth, smtp):
+    result = selftest_function(section(oauth, smtp.port, token_url="http://127.0.0.1:{0}/t".format(free_port())))
+    assert result["state"] == "failure" and "Cannot connect to the OAuth2 token endpoint" in result["reason"]
+
+
+# --- send_email2 end to end -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app_servers():
+    with FakeOAuth2Server(port=APP_OAUTH_PORT) as oauth_server:
+        with SmtpTestServer(xoauth2=oauth_server.accepts, port=APP_SMTP_PORT) as smtp_server:
+            yield oauth_server, smtp_server
+
+
+class TestSendEmail2WithOAuth2:
+
+    def test_oauth2_wins_over_the_password_and_one_token_serves_two_calls(self, circuits_app, app_servers, caplog):
+        oauth, smtp = app_servers
+        with caplog.at_level(logging.DEBUG):
+            results = [call_function(circuits_app, "send_email2", {
+                "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com", "mail_subject": subject,
+                "mail_body": "Body"}) for subject in ("one", "two")]
+        assert [result["success"] for result in results] == [True, True], results
+        assert [m.message["Subject"] for m in smtp.messages] == ["one", "two"]
+        assert tokens_tried(smtp) == [("access-Token-1", True), ("access-Token-1", True)]
+        assert len(oauth.token_requests) == 1
+        assert "OAuth2 is used and the password ignored" in caplog.text
+        for secret in secrets_of(oauth):
+            assert secret not in caplog.text
+            assert secret not in str(results)
