@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
-"""Pieces shared by ``outbound-email demo`` and ``outbound-email render``."""
+"""Pieces shared by the ``outbound-email`` subcommands."""
 
 import email
 import email.policy
+import logging
 import os
 import sys
 
+from fn_outbound_email.lib.errors import ConfigurationError
 from fn_outbound_email.lib.settings import resolve_package_path
 from fn_outbound_email.lib.templating import renderer as app_renderer
 
@@ -40,6 +42,21 @@ class TemplateVariablesRenderer:
 
 def error(command, message):
     print("outbound-email {0}: error: {1}".format(command, message), file=sys.stderr)
+
+
+def read_app_config(path):
+    """The app.config as resilient-circuits reads it (secrets via $ENV, ^keyring or PAM resolved on access)."""
+    if not os.path.isfile(path):
+        raise ConfigurationError("The app.config file '{0}' does not exist".format(path))
+    from resilient_circuits.app import AppArgumentParser
+    try:
+        parser = AppArgumentParser(config_file=path)
+        opts = parser.parse_args(args=[])
+    except Exception as err:   # configparser errors, a missing [resilient] section ...
+        raise ConfigurationError("The app.config file '{0}' cannot be read: {1}".format(path, err))
+    # the parser adds a temporary root log handler (resilient-circuits replaces it later); we have ours
+    logging.getLogger().removeHandler(getattr(parser, "temp_handler", None))
+    return opts
 
 
 def file_error_text(err):

@@ -10,13 +10,12 @@ composed message as preview.eml.
 
 import dataclasses
 import json
-import logging
 import os
 import re
 
 from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR,
                                           SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts, error,
-                                          file_error_text, parse_message, write_file)
+                                          file_error_text, parse_message, read_app_config, write_file)
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.components.funct_send_email2 import build_request
@@ -73,7 +72,7 @@ def run(args):
     _check_arguments(args)
     template_path = None
     try:
-        opts = _read_app_config(args.config) if args.config else RENDER_ONLY_CONFIG
+        opts = read_app_config(args.config) if args.config else RENDER_ONLY_CONFIG
         settings = load_settings(opts)
         template_path = _template_path(args, settings)
         if not args.eml:
@@ -133,18 +132,6 @@ def _variables(args):
         except ValueError:
             variables[name] = text
     return variables
-
-
-def _read_app_config(path):
-    """The app.config as resilient-circuits reads it (secrets via $ENV, ^keyring or PAM resolved on access)."""
-    if not os.path.isfile(path):
-        raise ConfigurationError("The app.config file '{0}' does not exist".format(path))
-    from resilient_circuits.app import AppArgumentParser
-    parser = AppArgumentParser(config_file=path)
-    opts = parser.parse_args(args=[])
-    # the parser adds a temporary root log handler (resilient-circuits replaces it later); we have ours
-    logging.getLogger().removeHandler(getattr(parser, "temp_handler", None))
-    return opts
 
 
 def _template_path(args, settings):
