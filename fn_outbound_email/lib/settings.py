@@ -171,7 +171,10 @@ def load_settings(opts):
     configs = opts.get(SECTION) or {}
     try:
         validate_fields(["smtp_server"], configs)
+        blank = _text(configs, "smtp_server") is None       # validate_fields lets a value of spaces through
     except ValueError:
+        blank = True
+    if blank:
         raise ConfigurationError("app.config [{0}] smtp_server is required".format(SECTION))
 
     ssl_mode = _ssl_mode(configs)
