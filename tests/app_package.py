@@ -33,21 +33,31 @@ def sdk_executable():
     return shutil.which("resilient-sdk")
 
 
-def copy_source_tree(destination):
-    """Copy the files git would commit (tracked or new, not ignored) to destination; without git, all but builds."""
+SKIPPED_DIRS = {".git", "dist", "build", "__pycache__", ".tox", ".pytest_cache", ".eggs", "outbox"}
+
+
+def source_files(prefix=""):
+    """Paths (relative to the repository) of the files git would commit under prefix: tracked or new, not
+    ignored. Without git (an unpacked sdist), every file but builds and caches."""
     try:
-        listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                                 cwd=ROOT, check=True, capture_output=True).stdout.decode("utf-8")
+        listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
+                                  prefix or "."], cwd=ROOT, check=True, capture_output=True).stdout.decode("utf-8")
+        names = listing.split("\0")
     except (OSError, subprocess.CalledProcessError):
-        shutil.copytree(ROOT, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-            ".git", "dist", "build", "*.egg-info", "__pycache__", ".tox", ".pytest_cache", "outbox"))
-        return
-    for relative in filter(None, listing.split("\0")):
-        source = os.path.join(ROOT, relative)
-        if os.path.isfile(source):  # a tracked file deleted in the work tree is not part of the package
-            target = os.path.join(destination, relative)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(source, target)
+        names = []
+        for folder, subfolders, files in os.walk(os.path.join(ROOT, prefix)):
+            subfolders[:] = [name for name in subfolders if name not in SKIPPED_DIRS and not name.endswith(".egg-info")]
+            names.extend(os.path.relpath(os.path.join(folder, name), ROOT) for name in files)
+    # a tracked file deleted in the work tree is not part of the package
+    return {name for name in names if name and os.path.isfile(os.path.join(ROOT, name))}
+
+
+def copy_source_tree(destination):
+    """Copy the files source_files() lists to destination."""
+    for relative in source_files():
+        target = os.path.join(destination, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, relative), target)
 
 
 def _run_sdk(package_dir, *arguments):

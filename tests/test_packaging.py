@@ -15,18 +15,11 @@ import zipfile
 
 import pytest
 
-from tests.app_package import ROOT, build_app_zip, copy_source_tree, run_validate, sdk_executable
+from tests.app_package import ROOT, build_app_zip, copy_source_tree, run_validate, sdk_executable, source_files
 
 VERSION = "3.0.0"
 SDIST = "fn_outbound_email-{0}.tar.gz".format(VERSION)
 SDIST_ROOT = "fn_outbound_email-{0}/".format(VERSION)
-
-
-def git_files(prefix):
-    """The files git would commit under prefix (tracked or new, not ignored), relative to the repository."""
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", prefix],
-                             cwd=ROOT, check=True, capture_output=True).stdout.decode("utf-8")
-    return {name for name in listing.split("\0") if name and os.path.isfile(os.path.join(ROOT, name))}
 
 
 def read_lines(name):
@@ -107,11 +100,11 @@ class TestSdist:
         assert {"fn_outbound_email/data/templates/example_send_email.jinja",
                 "fn_outbound_email/data/templates/datatable.jinja"} <= names
         # every file of the package (code, scripts the playbooks embed, data) is shipped
-        missing = {name for name in git_files("fn_outbound_email") if not name.endswith((".pyc", ".pyo"))} - names
+        missing = {name for name in source_files("fn_outbound_email") if not name.endswith((".pyc", ".pyo"))} - names
         assert not missing
 
     def test_sdist_holds_the_payload_samples(self, sdist):
-        assert git_files("payload_samples") <= sdist_names(sdist)
+        assert source_files("payload_samples") <= sdist_names(sdist)
 
 
 class TestContainerFiles:
