@@ -181,7 +181,7 @@ PLAYBOOKS = (
         "Send an HTML summary of the incident (details, description, link) with send_email, then record it in "
         "the Email Conversations table.",
         "incident", "send_email", (PB_TO, PB_CC, PB_ATTACHMENTS),
-        ("pre_send_incident_email_html.py",), RESULT_NAME, SAVE_RESULTS),
+        ("incident_summary_template.py", "pre_send_incident_email_html.py"), RESULT_NAME, SAVE_RESULTS),
     Playbook(
         "example_send_incident_email_text", "Send Incident Email Text (PB)",
         "Send a plain-text summary of the incident with send_email and note the outcome on the incident. "
@@ -196,13 +196,14 @@ PLAYBOOKS = (
         "incident", "send_email2",
         (PB_TO, PB_FROM, PB_CC, PB_SUBJECT, PB_ATTACHMENTS, PB_IMPORTANCE, PB_TEMPLATE, PB_BODY, PB_MERGE,
          PB_MESSAGE_ID, PB_IN_REPLY_TO, PB_ENCRYPTION),
-        ("script_helpers.py", "pre_send_incident_email_html2.py"), RESULT_NAME, SAVE_RESULTS),
+        ("script_helpers.py", "incident_summary_template.py", "pre_send_incident_email_html2.py"),
+        RESULT_NAME, SAVE_RESULTS),
     Playbook(
         "example_send_task_email_html", "Send Task Email HTML (PB)",
         "Send an HTML notice about the task (name, instructions, link) with send_email, then record it in the "
         "Email Conversations table.",
         "task", "send_email", (PB_TO, PB_CC, PB_ATTACHMENTS),
-        ("script_helpers.py", "pre_send_task_email_html.py"), RESULT_NAME, SAVE_RESULTS),
+        ("script_helpers.py", "task_notice_template.py", "pre_send_task_email_html.py"), RESULT_NAME, SAVE_RESULTS),
     Playbook(
         "example_send_task_email_html2", "Send Task Email HTML2 (PB) Example",
         "Send a mail about the task with send_email2: the body written here, a template chosen from app.config, "
@@ -211,7 +212,8 @@ PLAYBOOKS = (
         "task", "send_email2",
         (PB_TO, PB_FROM, PB_CC, PB_SUBJECT, PB_ATTACHMENTS, PB_IMPORTANCE, PB_TEMPLATE, PB_BODY, PB_MERGE,
          PB_MESSAGE_ID, PB_ENCRYPTION),
-        ("script_helpers.py", "pre_send_task_email_html2.py"), RESULT_NAME, SAVE_RESULTS),
+        ("script_helpers.py", "task_notice_template.py", "pre_send_task_email_html2.py"),
+        RESULT_NAME, SAVE_RESULTS),
     Playbook(
         "outbound_email_reply_to_message", "Outbound Email Reply to Message (PB)",
         "Answer a message of the Email Conversations table: to its sender (unless given), subject 'Re: ...', "

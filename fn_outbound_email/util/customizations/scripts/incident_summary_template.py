@@ -4,7 +4,8 @@ INCIDENT_SUMMARY_TEMPLATE = u"""{%- set style = "font-family: Arial, sans-serif;
 {%- macro row(label, field_name) -%}
   {%- set value = template_helper.get_incident_value(incident, field_name) -%}
   {%- if value %}
-  <tr><td style="{{ style }}; font-weight: bold; padding-right: 12px">{{ label }}</td><td style="{{ style }}">{{ value }}</td></tr>
+  <tr><td style="{{ style }}; font-weight: bold; padding-right: 12px">{{ label }}</td>
+      <td style="{{ style }}">{{ value }}</td></tr>
   {%- endif -%}
 {%- endmacro -%}
 <h3 style="{{ style }}">Incident {{ incident.id }}: {{ incident.name }}</h3>
