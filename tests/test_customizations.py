@@ -91,13 +91,14 @@ def test_script_text_joins_the_shared_parts_before_the_script():
 
 # --- cross references ---------------------------------------------------------------------------------------
 
-def test_every_uuid_is_unique_and_lowercase(export):
-    text = json.dumps(export)
+def test_every_uuid_is_unique_and_every_identity_key_set(export):
     uuids = [value for key, value in _walk(export) if key == "uuid" and value]
-    assert all(value == value.lower() and re.match(r"^[0-9a-f-]{36}$", value) for value in uuids)
+    assert all(re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", value) for value in uuids)
     assert len(uuids) == len(set(uuids)), "duplicate uuids"
-    assert "null" not in [str(v) for k, v in _walk(export) if k in ("export_key", "name")]
-    assert text.count("internal_customizations_field") >= 1
+    assert all(isinstance(value, str) and value for key, value in _walk(export) if key in ("export_key", "name"))
+    assert "internal_customizations_field" in by(export["fields"], "name")
+    assert by(export["incident_types"], "name")["Customization Packages (internal)"]["uuid"] == \
+        soar_objects.INTERNAL_INCIDENT_TYPE["uuid"]
 
 
 def _walk(node):
