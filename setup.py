@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 """Packaging for fn_outbound_email (layout as resilient-sdk codegen makes it)."""
 
-from setuptools import setup, find_packages
+from setuptools import setup, find_namespace_packages
 
 setup(
     name="fn_outbound_email",
@@ -29,7 +29,8 @@ attach incident and task files, sign and encrypt with S/MIME, authenticate by pa
         "test": ["pytest>=7", "pytest-resilient-circuits>=51.0.0", "aiosmtpd>=1.4", "resilient-sdk>=51.0.0"],
     },
     python_requires=">=3.9",
-    packages=find_packages(exclude=["tests", "tests.*", "benchmarks", "benchmarks.*"]),
+    # namespace discovery also takes the data folders (templates, export.res), which have no __init__.py
+    packages=find_namespace_packages(include=["fn_outbound_email", "fn_outbound_email.*"]),
     include_package_data=True,
     platforms="any",
     classifiers=["Programming Language :: Python"],
