@@ -30,6 +30,7 @@ class FakeOAuth2Server:
         self.rotate = False              # each refresh returns a new refresh token; the old one stops working
         self.error = None                # (status, body dict): answer every token request with it
         self.deny_consent = False        # /authorize redirects with error=access_denied
+        self.refresh_token_for_code = True  # False: the code grant returns an access token only
         self.state_override = None       # /authorize sends back this state instead of the one it was given
         self.refresh_tokens = {REFRESH_TOKEN}
         self.valid_access_tokens = set()  # what the SMTP server should accept
@@ -114,8 +115,9 @@ class FakeOAuth2Server:
                 digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
                 if redirect_uri is None or redirect_uri != form.get("redirect_uri") or digest != challenge:
                     return 400, {"error": "invalid_grant", "error_description": "Code, redirect_uri or verifier wrong"}
-                answer["refresh_token"] = "refresh-From-Code-{0}".format(number)
-                self.refresh_tokens.add(answer["refresh_token"])
+                if self.refresh_token_for_code:
+                    answer["refresh_token"] = "refresh-From-Code-{0}".format(number)
+                    self.refresh_tokens.add(answer["refresh_token"])
             else:
                 return 400, {"error": "unsupported_grant_type"}
             self.valid_access_tokens.add(answer["access_token"])

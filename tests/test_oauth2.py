@@ -6,10 +6,14 @@ The SMTP server accepts only access tokens the local token endpoint issued (and 
 
 import base64
 import logging
+import sys
 import threading
+import time
 
 import pytest
+import requests
 
+from fn_outbound_email.cli.main import main
 from fn_outbound_email.lib import oauth2
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
@@ -324,3 +328,161 @@ class TestSendEmail2WithOAuth2:
         for secret in secrets_of(oauth):
             assert secret not in caplog.text
             assert secret not in str(results)
+
+
+# --- outbound-email oauth2-token: the test plays the browser ----------------------------------------------
+class OutputStream:
+    """A thread-safe stdout/stderr stand-in the test can read while the command still runs."""
+
+    def __init__(self):
+        self._parts = []
+        self._lock = threading.Lock()
+
+    def write(self, text):
+        with self._lock:
+            self._parts.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    @property
+    def text(self):
+        with self._lock:
+            return "".join(self._parts)
+
+
+class CommandRun:
+    """``outbound-email`` run in a thread, in this process."""
+
+    def __init__(self, argv, monkeypatch):
+        self.out, self.err = OutputStream(), OutputStream()
+        monkeypatch.setattr(sys, "stdout", self.out)
+        monkeypatch.setattr(sys, "stderr", self.err)
+        self.exit_code = None
+        self._thread = threading.Thread(target=self._run, args=(argv,))
+        self._thread.start()
+
+    def _run(self, argv):
+        self.exit_code = main(argv)
+
+    def line_starting_with(self, prefix, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.out.text.splitlines():
+                if line.startswith(prefix):
+                    return line
+            assert self._thread.is_alive(), self.err.text
+            time.sleep(0.01)
+        raise AssertionError("no line starting with {0!r} in {1!r}".format(prefix, self.out.text))
+
+    def finish(self):
+        self._thread.join(15)
+        assert not self._thread.is_alive()
+        return self.exit_code
+
+
+def browser_visit(url):
+    """What the browser does: open the sign-in URL, follow the provider's redirect to the callback."""
+    with requests.Session() as browser:
+        browser.trust_env = False       # no proxy between the browser and localhost
+        return browser.get(url, timeout=10)
+
+
+@pytest.fixture
+def no_default_app_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("APP_CONFIG_FILE", str(tmp_path / "absent.app.config"))
+
+
+def token_command(oauth, *extra):
+    return ["oauth2-token", "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--auth-url", oauth.auth_url,
+            "--token-url", oauth.token_url, "--scope", SCOPE, "--no-browser", "--timeout", "10"] + list(extra)
+
+
+def sign_in(oauth, monkeypatch, argv):
+    """Run the command, play the browser; (exit code, stdout, stderr, page)."""
+    command = CommandRun(argv, monkeypatch)
+    page = browser_visit(command.line_starting_with(oauth.auth_url))
+    code = command.finish()
+    return code, command.out.text, command.err.text, page
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_prints_the_refresh_token(oauth, monkeypatch):
+    code, out, err, page = sign_in(oauth, monkeypatch, token_command(oauth, "--prompt", "consent"))
+    assert code == 0, err
+    assert "refresh_token = refresh-From-Code-2\n" in out
+    assert page.status_code == 200 and "<h1>Success</h1>" in page.text and "refresh-From-Code" not in page.text
+    asked = oauth.authorize_requests[0]
+    assert asked["response_type"] == "code" and asked["client_id"] == CLIENT_ID and asked["scope"] == SCOPE
+    assert asked["redirect_uri"].startswith("http://localhost:") and len(asked["state"]) >= 32
+    assert asked["code_challenge_method"] == "S256" and asked["prompt"] == "consent"
+    exchange = oauth.token_requests[0]      # the fake server also checked the PKCE verifier
+    assert exchange["grant_type"] == "authorization_code" and exchange["code"] == "code-1"
+    assert exchange["redirect_uri"] == asked["redirect_uri"] and exchange["client_secret"] == CLIENT_SECRET
+    # the printed token is what the app then uses
+    settings = load_settings(section(oauth, 25, refresh_token="refresh-From-Code-2"))
+    assert OAuth2TokenProvider(settings.oauth2).access_token().value == "access-Token-3"
+
+
+def test_oauth2_token_reads_the_default_app_config(oauth, monkeypatch, tmp_path):
+    config = tmp_path / "app.config"
+    config.write_text("[resilient]\nhost = soar.example.invalid\norg = Org\napi_key_id = a\napi_key_secret = b\n\n"
+                      "[fn_outbound_email]\nclient_id = {0}\nclient_secret = $TEST_OAUTH_SECRET\nscope = {1}\n"
+                      "auth_url = {2}\ntoken_url = {3}\n".format(CLIENT_ID, SCOPE, oauth.auth_url, oauth.token_url))
+    monkeypatch.setenv("APP_CONFIG_FILE", str(config))
+    monkeypatch.setenv("TEST_OAUTH_SECRET", CLIENT_SECRET)          # secrets resolve as resilient-circuits does
+    code, out, err, _ = sign_in(oauth, monkeypatch, ["oauth2-token", "--no-browser", "--timeout", "10"])
+    assert code == 0, err
+    assert "refresh_token = refresh-From-Code-2" in out
+    assert oauth.authorize_requests[0]["scope"] == SCOPE and "prompt" not in oauth.authorize_requests[0]
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+@pytest.mark.parametrize("case, message", [
+    ("state", "state does not match the one this command sent"),
+    ("denied", "The sign-in was denied (access_denied: The user declined the consent)"),
+    ("token_error", "The code exchange failed: The OAuth2 token endpoint"),
+    ("no_refresh_token", "issued an access token but no refresh_token: ask for offline access"),
+])
+def test_oauth2_token_failures_exit_nonzero_with_the_reason(oauth, monkeypatch, case, message):
+    if case == "state":
+        oauth.state_override = "forged-state"
+    elif case == "denied":
+        oauth.deny_consent = True
+    elif case == "no_refresh_token":
+        oauth.refresh_token_for_code = False
+    else:
+        oauth.error = (400, {"error": "invalid_request", "error_description": "AADSTS9002313: Invalid request."})
+    code, out, err, page = sign_in(oauth, monkeypatch, token_command(oauth))
+    assert code == 1
+    assert message in err
+    if case == "token_error":
+        assert "invalid_request: AADSTS9002313: Invalid request." in err
+    elif case != "no_refresh_token":
+        assert oauth.token_requests == []           # nothing exchanged
+    assert page.status_code == 400 and "<h1>Failed</h1>" in page.text
+    assert "refresh_token =" not in out
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_gives_up_when_the_browser_does_not_come_back(oauth, monkeypatch):
+    argv = token_command(oauth)
+    argv[-1] = "0.2"
+    command = CommandRun(argv, monkeypatch)
+    assert command.finish() == 1
+    assert "No answer reached http://localhost:" in command.err.text and "within 0.2 s" in command.err.text
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_names_missing_settings(monkeypatch):
+    command = CommandRun(["oauth2-token", "--client-id", CLIENT_ID, "--no-browser"], monkeypatch)
+    assert command.finish() == 1
+    assert "Missing auth_url, token_url: give --auth-url ... --token-url ..." in command.err.text
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_redirect_uri_must_be_local(oauth, monkeypatch):
+    command = CommandRun(token_command(oauth, "--redirect-uri", "https://app.example.com/callback"), monkeypatch)
+    assert command.finish() == 1
+    assert "--redirect-uri must be http://localhost:PORT/" in command.err.text
