@@ -101,6 +101,9 @@ def run(args):
     except (FlowError, ConfigurationError) as err:
         error(COMMAND, err)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        error(COMMAND, "interrupted before the browser came back; no refresh token")
+        return EXIT_FAILED
     except OSError as err:       # the callback port is taken, or may not be bound
         error(COMMAND, "Cannot listen for the callback on 127.0.0.1 port {0}: {1}; choose another --redirect-port "
                        "or --redirect-uri".format(err.filename or port, err.strerror or err))

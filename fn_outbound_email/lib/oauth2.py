@@ -96,8 +96,8 @@ def _unreachable_reason(token_url, err):
         return "The proxy did not get through to {0} ({1}); check the proxy settings (app.config " \
                "[integrations] https_proxy)".format(where, detail)
     if isinstance(err, requests.exceptions.SSLError):
-        return "TLS with {0} failed ({1}); its certificate is not trusted: set verify in [fn_outbound_email] " \
-               "or [integrations] to the CA bundle".format(where, detail)
+        return "TLS with {0} failed ({1}); if its certificate is not trusted, set verify in [fn_outbound_email] " \
+               "or [integrations] to the CA bundle that issued it".format(where, detail)
     if isinstance(err, requests.exceptions.ConnectionError):
         return "Cannot connect to {0} ({1}); check token_url, DNS, firewalls and the proxy settings " \
                "(app.config [integrations] https_proxy)".format(where, detail)
