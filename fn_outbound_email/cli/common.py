@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from fn_outbound_email.lib.errors import ConfigurationError
+from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.lib.settings import resolve_package_path
 from fn_outbound_email.lib.templating import renderer as app_renderer
 
@@ -42,6 +42,20 @@ class TemplateVariablesRenderer:
 
 def error(command, message):
     print("outbound-email {0}: error: {1}".format(command, message), file=sys.stderr)
+
+
+def report_failure(command, err, template_path=None):
+    """Print why a subcommand failed and return its exit code; None when ``err`` is not one it reports."""
+    if isinstance(err, TemplateError):
+        error(command, "{0}: {1}".format(template_path, err) if template_path else err)
+        return EXIT_TEMPLATE_ERROR
+    if isinstance(err, (MailError, ValueError)):     # ValueError: bad input, OfflineDataError included
+        error(command, err)
+        return EXIT_FAILED
+    if isinstance(err, OSError):
+        error(command, file_error_text(err))
+        return EXIT_FAILED
+    return None
 
 
 def read_app_config(path):

@@ -14,9 +14,8 @@ import re
 import tempfile
 from email.utils import parseaddr
 
-from fn_outbound_email.cli.common import (EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR, SHIPPED_TEMPLATE,
-                                          TemplateVariablesRenderer, describe_parts, error, file_error_text,
-                                          parse_message, write_file)
+from fn_outbound_email.cli.common import (EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts,
+                                          parse_message, report_failure, write_file)
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.components.funct_send_email2 import build_request, result_content
@@ -56,15 +55,8 @@ def register(subparsers):
 def run(args):
     try:
         return _demo(args)
-    except TemplateError as err:
-        error(COMMAND, "{0}: {1}".format(_template_path(args), err))
-        return EXIT_TEMPLATE_ERROR
-    except (MailError, ValueError) as err:         # ValueError: bad input, OfflineDataError included
-        error(COMMAND, err)
-        return EXIT_FAILED
-    except OSError as err:
-        error(COMMAND, file_error_text(err))
-        return EXIT_FAILED
+    except (MailError, ValueError, OSError) as err:
+        return report_failure(COMMAND, err, _template_path(args))
 
 
 def demo_inputs(incident):

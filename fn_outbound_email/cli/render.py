@@ -13,11 +13,11 @@ import json
 import os
 import re
 
-from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_FAILED, EXIT_OK, EXIT_TEMPLATE_ERROR,
-                                          SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts, error,
-                                          file_error_text, parse_message, read_app_config, write_file)
+from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer,
+                                          describe_parts, parse_message, read_app_config, report_failure,
+                                          write_file)
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
-from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
+from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.components.funct_send_email2 import build_request
 from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import SECTION, load_settings
@@ -90,15 +90,8 @@ def run(args):
         request = dataclasses.replace(build_request(inputs), template_file=template_path)
         prepared = mailer.prepare(request)
         written = _write_previews(prepared, args)
-    except TemplateError as err:
-        error(COMMAND, "{0}: {1}".format(template_path, err) if template_path else err)
-        return EXIT_TEMPLATE_ERROR
-    except (MailError, ValueError) as err:          # ValueError: bad input, OfflineDataError included
-        error(COMMAND, err)
-        return EXIT_FAILED
-    except OSError as err:
-        error(COMMAND, file_error_text(err))
-        return EXIT_FAILED
+    except (MailError, ValueError, OSError) as err:
+        return report_failure(COMMAND, err, template_path)
     for line in written:
         print(line)
     return EXIT_OK
