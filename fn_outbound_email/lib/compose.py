@@ -7,10 +7,13 @@ Subject, ...). ``assemble`` puts the header lines in front of the entity bytes
 so a signed entity reaches the wire byte for byte as it was signed.
 """
 
+import base64
+import io
 import mimetypes
 import ntpath
 import posixpath
 import re
+import secrets
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, MIMEPart
@@ -111,17 +114,75 @@ def build_content(body, attachments=(), html=None):
         entity.add_alternative(body, subtype="html", charset="utf-8", cte=_text_cte(body))
     else:
         entity.set_content(body, subtype="plain", charset="utf-8", cte=_text_cte(body))
+    bodies = {}
     for attachment in attachments:
         content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
         maintype, _, subtype = content_type.partition("/")
         # text attachments are sent as bytes too: their charset is unknown
-        entity.add_attachment(attachment.content, maintype=maintype or "application",
+        content = attachment.content
+        spliced = isinstance(content, (bytes, bytearray))
+        entity.add_attachment(b"" if spliced else content, maintype=maintype or "application",
                               subtype=subtype or "octet-stream", filename=safe_attachment_name(attachment.name))
+        if spliced:
+            # the email package would hold a big attachment several times over (base64 str, its lines, the
+            # generator's copy); the part gets a placeholder line and the body is encoded straight into the output
+            placeholder = "outbound-email-attachment-{0}".format(secrets.token_hex(16))
+            entity.get_payload()[-1].set_payload(placeholder + "\n")
+            bodies[placeholder.encode("ascii")] = content
+    entity.attachment_bodies = bodies
     return entity
 
 
+class _Base64Body:
+    """An attachment body written as base64 in 76-character CRLF lines, as the email package writes it."""
+
+    CHUNK = 57 * 16384          # whole base64 lines per step: about 1.2 MiB of output at a time
+
+    def __init__(self, content):
+        self.content = memoryview(content)
+
+    def __len__(self):
+        full_lines, rest = divmod(len(self.content), 57)
+        return full_lines * 78 + ((rest + 2) // 3 * 4 + 2 if rest else 0)
+
+    def write_to(self, stream):
+        for start in range(0, len(self.content), self.CHUNK):
+            stream.write(base64.encodebytes(self.content[start:start + self.CHUNK]).replace(b"\n", b"\r\n"))
+
+
+def _entity_pieces(entity):
+    """The entity as output pieces: its bytes from the email package, with the attachment bodies spliced in."""
+    structure = entity.as_bytes(policy=SMTP_POLICY)
+    pieces, position = [], 0
+    for placeholder, content in getattr(entity, "attachment_bodies", {}).items():     # in order of appearance
+        start = structure.index(placeholder + b"\r\n", position)
+        pieces.extend([memoryview(structure)[position:start], _Base64Body(content)])
+        position = start + len(placeholder) + 2
+    pieces.append(memoryview(structure)[position:])
+    return pieces
+
+
+def _join(pieces):
+    """The pieces as one bytes object, allocated once at its final size."""
+    size = sum(len(piece) for piece in pieces)
+    stream = io.BytesIO()
+    if size:
+        # sized up front, so getvalue() hands over the buffer itself instead of a copy (CPython's BytesIO)
+        stream.seek(size - 1)
+        stream.write(b"\0")
+        stream.seek(0)
+    for piece in pieces:
+        if isinstance(piece, _Base64Body):
+            piece.write_to(stream)
+        else:
+            stream.write(piece)
+    if stream.tell() != size:
+        raise AssertionError("composed {0} bytes, expected {1}".format(stream.tell(), size))
+    return stream.getvalue()
+
+
 def entity_bytes(entity):
-    return entity.as_bytes(policy=SMTP_POLICY)
+    return _join(_entity_pieces(entity))
 
 
 def normalize_message_id(value, input_name):
@@ -161,11 +222,13 @@ def assemble(headers, content):
     header_block = outer.as_bytes(policy=SMTP_POLICY)
     if header_block.endswith(b"\r\n\r\n"):
         header_block = header_block[:-2]
-    content = content if isinstance(content, bytes) else entity_bytes(content)
-    # an S/MIME entity brings its own MIME-Version line; the outer block already has one
-    if content[:13].lower() == b"mime-version:":
-        content = content[content.index(b"\n") + 1:]
-    return header_block + content
+    if isinstance(content, (bytes, bytearray)):
+        content = memoryview(content)
+        # an S/MIME entity brings its own MIME-Version line; the outer block already has one
+        if bytes(content[:13]).lower() == b"mime-version:":
+            content = content[bytes(content[:100]).index(b"\n") + 1:]
+        return _join([header_block, content])
+    return _join([header_block] + _entity_pieces(content))
 
 
 def _now():
