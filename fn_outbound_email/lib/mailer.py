@@ -161,7 +161,7 @@ class Mailer:
         body, is_html = self._body(request, incident_id)
         attachments, sent, missing = self._attachments(incident_id, request.attachments)
 
-        content = compose.entity_bytes(compose.build_content(body, attachments, html=is_html))
+        content = compose.build_content(body, attachments, html=is_html)
         content, signed, encrypted = self._protect(content, recipient_certs)
         headers = compose.OuterHeaders(sender=sender, to=to, cc=cc, subject=subject, message_id=message_id,
                                        in_reply_to=in_reply_to, importance=importance)
@@ -257,12 +257,15 @@ class Mailer:
         return smime.parse_recipient_certificates(str(pem_text))
 
     def _protect(self, content, recipient_certs):
-        """Sign with the configured bundle and encrypt to the recipients' certificates, when asked."""
+        """Sign with the configured bundle and encrypt to the recipients' certificates, when asked.
+
+        An unprotected entity stays a MIMEPart: assemble writes it once, straight into the message bytes.
+        """
         if not self._settings.p12_bundle and not recipient_certs:
             return content, False, False
         from fn_outbound_email.lib import smime
         identity = None
         if self._settings.p12_bundle:
             identity = smime.load_signing_identity(self._settings.p12_bundle, self._settings.p12_password)
-        protected = smime.protect_entity(content, identity=identity, recipients=recipient_certs)
+        protected = smime.protect_entity(compose.entity_bytes(content), identity=identity, recipients=recipient_certs)
         return protected, identity is not None, bool(recipient_certs)
