@@ -136,7 +136,7 @@ def build_content(body, attachments=(), html=None):
 class _Base64Body:
     """An attachment body written as base64 in 76-character CRLF lines, as the email package writes it."""
 
-    CHUNK = 57 * 16384          # whole base64 lines per step: about 1.2 MiB of output at a time
+    CHUNK = 57 * 1024           # whole base64 lines per step: about 78 KiB of output (and of temporaries)
 
     def __init__(self, content):
         self.content = memoryview(content)
