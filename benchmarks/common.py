@@ -46,8 +46,19 @@ def median(samples):
 
 
 def machine():
-    return {"cpu": platform.processor() or platform.machine(), "cores": _cores(), "python": platform.python_version(),
+    return {"cpu": _cpu_model(), "cores": _cores(), "python": platform.python_version(),
             "system": "{0} {1}".format(platform.system(), platform.release())}
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _cores():

@@ -23,7 +23,7 @@ from fn_outbound_email.lib import compose
 
 TARGET = 1.5
 ENTITY_BYTES = 10 * 1024 * 1024
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _entity():
