@@ -127,6 +127,24 @@ def test_html_to_text_keeps_structure_and_links():
     assert "One\nTwo" in text and "a b" in text and "link <https://x.example/>" in text and "no()" not in text
 
 
+@pytest.mark.parametrize("html, expected", [
+    ("<ol><li>one<li>two</ol>", "one\ntwo\n"),                           # unclosed items still end their lines
+    ("above<hr>below", "above\n\nbelow\n"),
+    ("<head><title>T</title><style>p {}</style></head><p>x &amp; y</p>", "x & y\n"),
+    ("<p>mail <a href='mailto:a@example.com'>a@example.com</a>, <a href='https://x/'>https://x/</a></p>",
+     "mail a@example.com, https://x/\n"),                                # no link target repeated
+    ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k v\n1 2\n"),
+    ("<p>one</p>\n\n\n\n<p>two</p>", "one\n\ntwo\n"),
+])
+def test_html_to_text_cases(html, expected):
+    assert compose.html_to_text(html) == expected
+
+
+def test_looks_like_html_needs_an_element():
+    assert compose.looks_like_html("<p>x</p>") and compose.looks_like_html("a<br/>b")
+    assert not any(compose.looks_like_html(text) for text in ("a < b", "3 > 2", "plain", "", None, "<!-- c -->"))
+
+
 def test_assembled_message_has_outer_headers_once_and_no_bcc():
     headers = compose.OuterHeaders(sender=parse_address("s@example.com", "mail_from"),
                                    to=parse_address_list("a@example.com", "mail_to"), subject="S",

@@ -18,17 +18,22 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid
+from html.parser import HTMLParser
 from typing import List, Optional
-
-from bs4 import BeautifulSoup
 
 from fn_outbound_email.lib.addresses import check_header_text
 
 SMTP_POLICY = policy.SMTP
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
 X_PRIORITY = {"high": "1 (Highest)", "normal": "3 (Normal)", "low": "5 (Lowest)"}
-_LINE_TAGS = ("tr", "li")
-_BLOCK_TAGS = ("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre", "blockquote")
+_LINE_TAGS = frozenset(("tr", "li"))
+_CELL_TAGS = frozenset(("td", "th"))
+_BLOCK_TAGS = frozenset(("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre",
+                         "blockquote"))
+_HIDDEN_TAGS = frozenset(("script", "style", "head", "title"))
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>")
+_SPACES = re.compile(r"[ \t\xa0]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
 
@@ -53,32 +58,73 @@ class OuterHeaders:
 
 
 def looks_like_html(body):
-    """True when the text contains at least one HTML element."""
-    return bool(body) and "<" in body and BeautifulSoup(body, "html.parser").find() is not None
+    """True when the text contains at least one HTML element (a start, end or empty tag)."""
+    return bool(body) and "<" in body and _HTML_TAG.search(body) is not None
+
+
+class _TextExtractor(HTMLParser):
+    """One streaming pass over the HTML; building a document tree cost more than composing the mail."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.pieces = []
+        self._hidden_depth = 0       # inside script/style/head/title
+        self._links = []             # (href, index of the first piece of the link's text)
+
+    def _ends_with(self, characters):
+        return bool(self.pieces) and self.pieces[-1][-1:] in characters
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _HIDDEN_TAGS:
+            self._hidden_depth += 1
+        elif self._hidden_depth:
+            return
+        elif tag == "br":
+            self.pieces.append("\n")
+        elif tag == "hr":                  # a void block: its line break before and after at once
+            self.pieces.append("\n\n")
+        elif tag in _BLOCK_TAGS:
+            self.pieces.append("\n")
+        elif tag in _LINE_TAGS and not self._ends_with("\n"):    # an unclosed previous item still ends its line
+            self.pieces.append("\n")
+        elif tag in _CELL_TAGS and self.pieces and not self._ends_with(" \n"):
+            self.pieces.append(" ")
+        elif tag == "a":
+            self._links.append((dict(attrs).get("href"), len(self.pieces)))
+
+    def handle_startendtag(self, tag, attrs):
+        if tag == "br" or tag in _BLOCK_TAGS:
+            self.handle_starttag(tag, attrs)
+            if tag in _BLOCK_TAGS and not self._hidden_depth:
+                self.pieces.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in _HIDDEN_TAGS:
+            self._hidden_depth = max(0, self._hidden_depth - 1)
+        elif self._hidden_depth:
+            return
+        elif tag in _BLOCK_TAGS or tag in _LINE_TAGS:
+            self.pieces.append("\n")
+        elif tag in _CELL_TAGS:
+            self.pieces.append(" ")
+        elif tag == "a" and self._links:
+            href, first = self._links.pop()
+            text = " ".join("".join(self.pieces[first:]).split())
+            if href and href != text and not href.startswith("mailto:"):
+                self.pieces.append(" <{0}>".format(href))
+
+    def handle_data(self, data):
+        if not self._hidden_depth:
+            self.pieces.append(data)
 
 
 def html_to_text(html):
     """A readable plain-text rendering of an HTML body for the text/plain alternative."""
-    soup = BeautifulSoup(html, "html.parser")
-    for hidden in soup(["script", "style", "head", "title"]):
-        hidden.decompose()
-    for link in soup.find_all("a", href=True):
-        text = link.get_text(" ", strip=True)
-        href = link["href"]
-        if href and href != text and not href.startswith("mailto:"):
-            link.append(" <{0}>".format(href))
-    for cell in soup.find_all(["td", "th"]):
-        cell.append(" ")
-    for line_break in soup.find_all("br"):
-        line_break.replace_with("\n")
-    for tag in soup.find_all(_LINE_TAGS):
-        tag.append("\n")
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.append("\n")
-    lines = (re.sub(r"[ \t\xa0]+", " ", line).strip() for line in soup.get_text().splitlines())
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = (_SPACES.sub(" ", line).strip() for line in "".join(extractor.pieces).splitlines())
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
 def safe_attachment_name(name):
