@@ -37,7 +37,6 @@ BUNDLE_KEY = "p12_signing_encrypting_cert"
 PASSWORD_KEY = "p12_signing_encrypting_cert_password"
 RECIPIENTS_INPUT = "mail_encryption_recipients"
 CRLF = b"\r\n"
-_BASE64_LINE = 76
 _PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----")
 _CERTIFICATE_LABELS = ("CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE")
 _ANY_LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -254,6 +253,9 @@ def protect_entity(entity_bytes, identity=None, recipients=None):
 
 def _canonical(data):
     """CRLF line ends (what S/MIME signs and SMTP carries), so the signature holds on the wire."""
+    line_ends = data.count(b"\r\n")
+    if data.count(b"\n") == line_ends and data.count(b"\r") == line_ends:      # already canonical: no copy
+        return data
     return _ANY_LINE_END.sub(CRLF, data)
 
 
@@ -284,9 +286,10 @@ def _sign(entity, identity):
         b"Content-Transfer-Encoding: base64",
         b'Content-Disposition: attachment; filename="smime.p7s"',
         b"",
-    ] + _base64_lines(signature) + [b"--" + boundary + b"--", b""]
+    ]
     # the signed bytes are exactly the entity: the CRLF before the next boundary belongs to the delimiter
-    return CRLF.join(lines) + CRLF + entity + CRLF + CRLF.join(signature_part)
+    return b"".join([CRLF.join(lines), CRLF, entity, CRLF, CRLF.join(signature_part), CRLF,
+                     _base64_block(signature), b"--" + boundary + b"--", CRLF])
 
 
 def _encrypt(entity, recipients):
@@ -304,13 +307,13 @@ def _encrypt(entity, recipients):
         b"Content-Transfer-Encoding: base64",
         b'Content-Disposition: attachment; filename="smime.p7m"',
         b"",
-    ] + _base64_lines(enveloped) + [b""]
-    return CRLF.join(lines)
+    ]
+    return CRLF.join(lines) + CRLF + _base64_block(enveloped)
 
 
-def _base64_lines(data):
-    encoded = base64.b64encode(data)
-    return [encoded[start:start + _BASE64_LINE] for start in range(0, len(encoded), _BASE64_LINE)]
+def _base64_block(data):
+    """Base64 in 76-character lines, each ending in CRLF (encodebytes splits the lines in C)."""
+    return base64.encodebytes(data).replace(b"\n", CRLF)
 
 
 def _boundary(entity):
