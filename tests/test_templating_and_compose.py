@@ -162,3 +162,27 @@ def test_malformed_addresses_are_rejected_with_the_value(value):
     with pytest.raises(ValueError) as raised:
         parse_address_list(value, "mail_to")
     assert "mail_to" in str(raised.value)
+
+
+def _email_package_header(name, value):
+    from email.message import EmailMessage
+    message = EmailMessage(policy=compose.SMTP_POLICY)
+    message[name] = value
+    return message.as_bytes()[:-2]          # without the blank line that ends the header block
+
+
+@pytest.mark.parametrize("name, value", [
+    ("Subject", ""), ("Subject", "Incident 2095: phishing"), ("Subject", "two  spaces"), ("Subject", " edge "),
+    ("Subject", "Störung: Zugriff verweigert"), ("Subject", "=?utf-8?q?looks_encoded?="),
+    ("Subject", "a very long subject line " * 6), ("Subject", "x" * 120),
+    ("From", [parse_address("SOAR Notifier <soar@example.com>", "f")]),
+    ("From", [parse_address('"Doe, Jane" <jane@example.com>', "f")]),
+    ("From", [parse_address("Jürgen Müller <jm@example.com>", "f")]),
+    ("To", parse_address_list("a@example.com, B <b@example.com>; c@example.com", "t")),
+    ("To", parse_address_list(", ".join("user{0}@example.com".format(n) for n in range(12)), "t")),
+    ("Cc", parse_address_list("Ünïcode Name <u@bücher.example>", "t")),
+    ("Message-ID", "<1234.5678@example.com>"), ("X-Priority", "1 (Highest)"),
+    ("Date", "Sun, 29 Nov 2026 12:20:00 +0000"),
+])
+def test_header_lines_are_what_the_email_package_writes(name, value):
+    assert compose.header_line(name, value) == _email_package_header(name, value)

@@ -16,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from email import policy
-from email.message import EmailMessage, MIMEPart
+from email.message import MIMEPart
 from email.utils import format_datetime, make_msgid
 from html.parser import HTMLParser
 from typing import List, Optional
@@ -32,6 +32,8 @@ _BLOCK_TAGS = frozenset(("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "
                          "blockquote"))
 _HIDDEN_TAGS = frozenset(("script", "style", "head", "title"))
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>")
+# printable ASCII, single spaces, no edge spaces, no '=?' (an encoded word would be decoded and re-encoded)
+_PLAIN_HEADER = re.compile(r"^(?!.*=\?)(?!.*  )[!-~](?:[ -~]*[!-~])?$")
 _SPACES = re.compile(r"[ \t\xa0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -154,12 +156,17 @@ def build_content(body, attachments=(), html=None):
     # MIMEPart rather than EmailMessage: no MIME-Version header on every sub-part
     entity = MIMEPart(policy=SMTP_POLICY)
     body = body or ""
+    texts = [body]
     if looks_like_html(body) if html is None else html:
         plain = html_to_text(body)
+        texts.append(plain)
         entity.set_content(plain, subtype="plain", charset="utf-8", cte=_text_cte(plain))
+        entity.make_alternative(boundary=_new_boundary(texts))
         entity.add_alternative(body, subtype="html", charset="utf-8", cte=_text_cte(body))
     else:
         entity.set_content(body, subtype="plain", charset="utf-8", cte=_text_cte(body))
+    if attachments:
+        entity.make_mixed(boundary=_new_boundary(texts))
     bodies = {}
     for attachment in attachments:
         content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
@@ -177,6 +184,15 @@ def build_content(body, attachments=(), html=None):
             bodies[placeholder.encode("ascii")] = content
     entity.attachment_bodies = bodies
     return entity
+
+
+def _new_boundary(texts):
+    """A multipart boundary chosen up front: the generator would otherwise compile a regex per message to
+    find one. Base64 never contains '_', so only the text parts could hold it."""
+    while True:
+        boundary = "===============_{0}==".format(secrets.token_hex(12))
+        if not any(boundary in text for text in texts):
+            return boundary
 
 
 class _Base64Body:
@@ -247,27 +263,22 @@ def new_message_id(sender):
 
 def assemble(headers, content):
     """The whole message as bytes: outer header lines, then the content entity bytes."""
-    outer = EmailMessage(policy=SMTP_POLICY)
-    outer["From"] = headers.sender
+    fields = [("From", [headers.sender])]
     if headers.to:
-        outer["To"] = headers.to
+        fields.append(("To", headers.to))
     if headers.cc:
-        outer["Cc"] = headers.cc
+        fields.append(("Cc", headers.cc))
     # Bcc recipients are only in the SMTP envelope: a Bcc header would disclose them
-    outer["Subject"] = headers.subject or ""
-    outer["Date"] = format_datetime(headers.date) if headers.date else format_datetime(_now(), usegmt=False)
+    fields.append(("Subject", headers.subject or ""))
+    fields.append(("Date", format_datetime(headers.date) if headers.date else format_datetime(_now(), usegmt=False)))
     if headers.message_id:
-        outer["Message-ID"] = headers.message_id
+        fields.append(("Message-ID", headers.message_id))
     if headers.in_reply_to:
-        outer["In-Reply-To"] = headers.in_reply_to
-        outer["References"] = headers.in_reply_to
+        fields.extend([("In-Reply-To", headers.in_reply_to), ("References", headers.in_reply_to)])
     if headers.importance:
-        outer["Importance"] = headers.importance
-        outer["X-Priority"] = X_PRIORITY[headers.importance]
-    outer["MIME-Version"] = "1.0"
-    header_block = outer.as_bytes(policy=SMTP_POLICY)
-    if header_block.endswith(b"\r\n\r\n"):
-        header_block = header_block[:-2]
+        fields.extend([("Importance", headers.importance), ("X-Priority", X_PRIORITY[headers.importance])])
+    fields.append(("MIME-Version", "1.0"))
+    header_block = b"".join(header_line(name, value) for name, value in fields)
     if isinstance(content, (bytes, bytearray)):
         content = memoryview(content)
         # an S/MIME entity brings its own MIME-Version line; the outer block already has one
@@ -275,6 +286,22 @@ def assemble(headers, content):
             content = content[bytes(content[:100]).index(b"\n") + 1:]
         return _join([header_block, content])
     return _join([header_block] + _entity_pieces(content))
+
+
+def header_line(name, value):
+    """One header field as policy.SMTP writes it, CRLF included; ``value`` is text or a list of Addresses.
+
+    A short printable ASCII value is written as it is, which is exactly what the
+    email package would write; anything else (non-ASCII display names, long
+    values that need folding, encoded-word look-alikes) goes through the email
+    package's header objects. Parsing every header there cost more than
+    everything else in composing a message.
+    """
+    text = ", ".join(str(address) for address in value) if isinstance(value, list) else str(value)
+    if len(name) + 2 + len(text) <= SMTP_POLICY.max_line_length and text.isascii() and _PLAIN_HEADER.match(text):
+        return "{0}: {1}\r\n".format(name, text).encode("ascii")
+    header = SMTP_POLICY.header_factory(name, value if isinstance(value, list) else text)
+    return SMTP_POLICY.fold_binary(name, header)
 
 
 def _now():
