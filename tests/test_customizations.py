@@ -129,14 +129,18 @@ def test_functions_refer_to_existing_inputs_and_destination(export):
             assert field["export_key"] == "__function/" + field["name"]
 
 
-def test_top_level_fields_are_function_inputs_and_incident_fields_only(export):
+def test_top_level_fields_are_function_inputs_incident_fields_and_the_template_activity_field(export):
+    prefixes = {soar_objects.TYPE_FUNCTION: "__function/", soar_objects.TYPE_INCIDENT: "incident/",
+                soar_objects.TYPE_ACTIONINVOCATION: "actioninvocation/"}
     for field in export["fields"]:
-        assert field["type_id"] in (soar_objects.TYPE_FUNCTION, soar_objects.TYPE_INCIDENT), field["name"]
-        prefix = "__function/" if field["type_id"] == soar_objects.TYPE_FUNCTION else "incident/"
-        assert field["export_key"] == prefix + field["name"]
-        if field["input_type"] in ("select", "multiselect"):
+        assert field["type_id"] in prefixes, field["name"]
+        assert field["export_key"] == prefixes[field["type_id"]] + field["name"]
+        if field["input_type"] in ("select", "multiselect") and field["type_id"] != soar_objects.TYPE_ACTIONINVOCATION:
             assert field["values"] and sum(value["default"] for value in field["values"]) <= 1
-    assert "mail_template_select" not in [field["name"] for field in export["fields"]]
+    # SPEC 1: the template choice is also an activity field; its values come from app.config at start-up
+    (activity,) = [field for field in export["fields"] if field["type_id"] == soar_objects.TYPE_ACTIONINVOCATION]
+    assert activity["name"] == "mail_template_select" and activity["input_type"] == "select"
+    assert activity["values"] == [] and activity["blank_option"] is True
 
 
 def test_playbooks_follow_the_naming_chain_and_resolve_every_reference(export):

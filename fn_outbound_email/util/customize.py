@@ -64,6 +64,8 @@ def customization_data(client=None):
         - send_incident_email_html2_pb_example
     - Incident Fields:
         - email_message_id
+    - Activity Fields:
+        - mail_template_select
     - Data Tables:
         - email_conversations
     - Scripts:

@@ -109,9 +109,12 @@ def build_document():
             global_scripts[spec.post_script.name] = builder.script(spec.post_script)
     playbooks = [builder.playbook(spec, pb_id, functions, function_inputs, global_scripts)
                  for pb_id, spec in enumerate(defs.PLAYBOOKS, start=1)]
+    activity_field = builder.field(defs.ACTIVITY_TEMPLATE_SELECT, so.TYPE_ACTIONINVOCATION,
+                                   "actioninvocation/" + defs.ACTIVITY_TEMPLATE_SELECT.name,
+                                   so.stable_uuid("field/actioninvocation/" + defs.ACTIVITY_TEMPLATE_SELECT.name))
     destination = so.message_destination_object(defs.MESSAGE_DESTINATION,
                                                 so.stable_uuid("message_destination/" + defs.MESSAGE_DESTINATION))
-    return so.export_document(list(function_inputs.values()) + [incident_field], functions.values(),
+    return so.export_document(list(function_inputs.values()) + [incident_field, activity_field], functions.values(),
                               [destination], [table], global_scripts.values(), playbooks)
 
 

@@ -117,6 +117,12 @@ FUNCTIONS = (SEND_EMAIL, SEND_EMAIL2)
 EMAIL_MESSAGE_ID_FIELD = Input("email_message_id", "text", "Email Message-ID",
                                "Message-ID of the inbound mail this incident was created from")
 
+# an activity field of the same name as the playbooks' template select: rules of an administrator's own can
+# offer the template choice too, and the app keeps its values in step with app.config at start-up
+ACTIVITY_TEMPLATE_SELECT = Input(TEMPLATE_SELECT, "select", "Template",
+                                 "A template of [fn_outbound_email:templates] in app.config (the app lists them at "
+                                 "start-up)", blank_option=True)
+
 DATATABLE_NAME = "email_conversations"
 DATATABLE_DISPLAY_NAME = "Email Conversations"
 DATATABLE_COLUMNS = (

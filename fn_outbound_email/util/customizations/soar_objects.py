@@ -19,6 +19,7 @@ SERVER_VERSION = {"build_number": 0, "f": 0, "m": 0, "major": 51, "minor": 0, "r
 PRINCIPAL = {"display_name": "Outbound Email App", "id": 1, "name": "admin@example.com", "type": "user"}
 
 TYPE_INCIDENT = 0
+TYPE_ACTIONINVOCATION = 6      # activity fields (menu-item rules)
 TYPE_DATATABLE = 8
 TYPE_FUNCTION = 11
 TYPE_PLAYBOOK_INPUTS = 28
