@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Draw the App Host icons (icons/app_logo.png 200x72, icons/company_logo.png 100x100).
+"""Draw the App Host icons (app_logo.png 200x72 at the top level, where SPEC 1 puts it, with icons/app_logo.png
+a link to it for resilient-sdk; icons/company_logo.png 100x100).
 
 Our own design, drawn with the standard library only (a tiny PNG writer, no imaging package): an envelope
 with an outbound arrow on a blue rounded tile, and the words OUTBOUND EMAIL in a 5x7 pixel font.

@@ -92,7 +92,8 @@ class TestSdist:
 
     def test_sdist_holds_the_container_files(self, sdist):
         assert {"Dockerfile", "entrypoint.sh", "apikey_permissions.txt", "setup.py", "README.md",
-                "icons/app_logo.png", "icons/company_logo.png", "fn_outbound_email/LICENSE"} <= sdist_names(sdist)
+                "app_logo.png", "icons/app_logo.png", "icons/company_logo.png",
+                "fn_outbound_email/LICENSE"} <= sdist_names(sdist)
 
     def test_sdist_holds_export_res_templates_and_customization_scripts(self, sdist):
         names = sdist_names(sdist)
