@@ -19,3 +19,27 @@ os.environ.setdefault("TEST_RESILIENT_PASSWORD", "not-a-real-password")
 from resilient_circuits import actions_test_component  # noqa: E402
 
 actions_test_component.ResilientTestActions.__init__.__defaults__ = ("localhost", 0)
+
+
+# --- the SMTP server the app of a test module sends to ----------------------------------------------------------
+import pytest  # noqa: E402
+
+from tests.smtp_server import SmtpTestServer  # noqa: E402
+from tests.soar_mock import SoarMock  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smtp_server(request):
+    """A real SMTP server on the port the module's app.config names (its SMTP_PORT); SMTP_SERVER_OPTIONS, when
+    the module has it, passes further SmtpTestServer options (refused recipients ...)."""
+    options = getattr(request.module, "SMTP_SERVER_OPTIONS", {})
+    with SmtpTestServer(port=request.module.SMTP_PORT, **options) as server:
+        yield server
+
+
+@pytest.fixture
+def server(smtp_server):
+    """The module's SMTP server with nothing received yet, and the SOAR call log empty."""
+    smtp_server.messages.clear()
+    SoarMock.calls.clear()
+    return smtp_server

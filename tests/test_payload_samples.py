@@ -11,7 +11,7 @@ import os
 import pytest
 
 from tests.function_runner import call_function
-from tests.smtp_server import SmtpTestServer, free_port
+from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,12 +45,6 @@ def shape(value):
     if value is None:
         return "null"
     return {bool: "boolean", int: "number", float: "number", str: "string"}[type(value)]
-
-
-@pytest.fixture(scope="module")
-def smtp_server():
-    with SmtpTestServer(port=SMTP_PORT) as server:
-        yield server
 
 
 @pytest.mark.parametrize("function_name", FUNCTIONS)

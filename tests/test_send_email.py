@@ -26,18 +26,6 @@ template_file = {templates}/incident_html.jinja
 resilient_mock = SoarMock
 
 
-@pytest.fixture(scope="module")
-def smtp_server():
-    with SmtpTestServer(port=SMTP_PORT) as server:
-        yield server
-
-
-@pytest.fixture
-def server(smtp_server):
-    smtp_server.messages.clear()
-    return smtp_server
-
-
 def send(circuits_app, **inputs):
     inputs.setdefault("mail_incident_id", INCIDENT_ID)
     inputs.setdefault("mail_subject", "[2314] Legacy")

@@ -8,7 +8,7 @@ import pytest
 from resilient_circuits.util import get_config_data
 
 from tests.function_runner import FunctionRaised, call_function
-from tests.smtp_server import SmtpTestServer, free_port
+from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
 SMTP_PORT = free_port()
@@ -36,17 +36,7 @@ missing_file = {templates}/does_not_exist.jinja
 resilient_mock = SoarMock
 
 
-@pytest.fixture(scope="module")
-def smtp_server():
-    with SmtpTestServer(refuse=["nobody@example.org"], port=SMTP_PORT) as server:
-        yield server
-
-
-@pytest.fixture
-def server(smtp_server):
-    smtp_server.messages.clear()
-    SoarMock.calls.clear()
-    return smtp_server
+SMTP_SERVER_OPTIONS = {"refuse": ["nobody@example.org"]}
 
 
 def send(circuits_app, **inputs):

@@ -24,7 +24,7 @@ from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import SECTION, load_settings
 from tests import pki
 from tests.function_runner import call_function
-from tests.smtp_server import SmtpTestServer, free_port
+from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
 pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command line")
@@ -104,19 +104,6 @@ def decrypt(message_path, cert_path, key_path, out_path):
 
 
 # --- sending through the Mailer and a real SMTP server ---------------------------------------------------
-@pytest.fixture(scope="module")
-def smtp_server():
-    with SmtpTestServer(port=SMTP_PORT) as server:
-        yield server
-
-
-@pytest.fixture
-def server(smtp_server):
-    smtp_server.messages.clear()
-    SoarMock.calls.clear()
-    return smtp_server
-
-
 def send_direct(bundle_path=None, password=P12_PASSWORD, recipients=None, body=BODY):
     """One send with its own app.config; returns what the Mailer reports."""
     config = {"smtp_server": "127.0.0.1", "smtp_port": str(SMTP_PORT), "smtp_conn_timeout": "5",
