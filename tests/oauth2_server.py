@@ -16,12 +16,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from fn_outbound_email.cli.common import BackgroundServer
+
 CLIENT_ID = "smtp-app-client"
 CLIENT_SECRET = "client-Secret-9f8e7d"
 REFRESH_TOKEN = "refresh-Token-1a2b3c"
 
 
-class FakeOAuth2Server:
+class FakeOAuth2Server(BackgroundServer):
     """Context manager: ``with FakeOAuth2Server() as oauth: oauth.token_url, oauth.token_requests``."""
 
     def __init__(self, port=0):
@@ -39,12 +41,11 @@ class FakeOAuth2Server:
         self._codes = {}                  # code -> (redirect_uri, code_challenge)
         self._numbers = itertools.count(1)
         self.lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self)), name="fake-oauth2")
 
     @property
     def base_url(self):
-        return "http://127.0.0.1:{0}".format(self._httpd.server_address[1])
+        return "http://127.0.0.1:{0}".format(self.port)
 
     @property
     def token_url(self):
@@ -62,15 +63,6 @@ class FakeOAuth2Server:
     def revoke_access_tokens(self):
         with self.lock:
             self.valid_access_tokens.clear()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
 
     # --- endpoints ------------------------------------------------------------------------------------
     def authorize(self, query):

@@ -6,6 +6,7 @@ import email.policy
 import logging
 import os
 import sys
+import threading
 
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.lib.settings import resolve_package_path
@@ -38,6 +39,29 @@ class TemplateVariablesRenderer:
 
     def render_file(self, path, context):
         return self._renderer.render_file(path, dict(self._variables, **context))
+
+
+class BackgroundServer:
+    """Context manager: a socketserver server answering from a daemon thread inside the with-block."""
+
+    def __init__(self, server, name):
+        self.server = server
+        # a short poll interval: shutdown() waits up to one interval, and a command should end promptly
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name,
+                                        daemon=True)
+
+    @property
+    def port(self):
+        return self.server.server_address[1]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join()
 
 
 def error(command, message):

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import List
 
+from fn_outbound_email.cli.common import BackgroundServer
+
 MAX_MESSAGE_SIZE = 50 * 1024 * 1024     # more than the app's default max_message_size (25 MiB)
 MAX_COMMAND_LINE = 2048                 # RFC 5321 allows 512; leave room for ESMTP parameters
 SESSION_TIMEOUT_SECONDS = 60            # a stalled client cannot keep the demo waiting for ever
@@ -159,35 +161,13 @@ class _Server(socketserver.ThreadingTCPServer):
             self.messages.append(message)
 
 
-class LocalSmtpServer:
+class LocalSmtpServer(BackgroundServer):
     """Context manager: an SMTP receiver on a free port of 127.0.0.1, served from a background thread."""
 
     def __init__(self, host="127.0.0.1"):
-        self._host = host
-        self._server = None
-        self._thread = None
-
-    @property
-    def port(self):
-        return self._server.server_address[1]
-
-    @property
-    def host(self):
-        return self._host
+        super().__init__(_Server((host, 0)), name="demo-smtp")      # port 0: the OS picks a free one
+        self.host = host
 
     @property
     def messages(self):
-        return list(self._server.messages)
-
-    def __enter__(self):
-        self._server = _Server((self._host, 0))       # port 0: the OS picks a free one
-        # a short poll interval: shutdown() waits up to one interval, and the demo should end promptly
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="demo-smtp", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        return list(self.server.messages)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from resilient_lib import RequestsCommon
 
-from fn_outbound_email.cli.common import EXIT_FAILED, EXIT_OK, error, read_app_config
+from fn_outbound_email.cli.common import EXIT_FAILED, EXIT_OK, BackgroundServer, error, read_app_config
 from fn_outbound_email.lib.errors import ConfigurationError, OAuth2Error
 from fn_outbound_email.lib.oauth2 import request_token
 from fn_outbound_email.lib.settings import SECTION
@@ -211,7 +211,7 @@ class AuthorizationFlow:
         return refresh_token
 
 
-class CallbackServer:
+class CallbackServer(BackgroundServer):
     """The redirect target on 127.0.0.1: hands the first answer to ``handle`` and shows its outcome."""
 
     def __init__(self, host, port, path):
@@ -220,29 +220,18 @@ class CallbackServer:
         self._path = path
         self._done = threading.Event()
         self._result = None                # the refresh token, or the FlowError
-        self._httpd = HTTPServer(("127.0.0.1", port), _callback_handler(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
+        super().__init__(HTTPServer(("127.0.0.1", port), _callback_handler(self)), name="oauth2-callback")
 
     @property
     def redirect_uri(self):
-        return "http://{0}:{1}{2}".format(self._host, self._httpd.server_address[1], self._path)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        return "http://{0}:{1}{2}".format(self._host, self.port, self._path)
 
     def wait(self, timeout):
         """The refresh token; FlowError for a failed sign-in or when the browser does not come back in time."""
         if not self._done.wait(timeout):
             raise FlowError("No answer reached {0} within {1:g} s. Open the URL above in a browser that can reach "
                             "this port (on another machine: ssh -L {2}:localhost:{2} to this one), or raise "
-                            "--timeout".format(self.redirect_uri, timeout, self._httpd.server_address[1]))
+                            "--timeout".format(self.redirect_uri, timeout, self.port))
         if isinstance(self._result, FlowError):
             raise self._result
         return self._result
