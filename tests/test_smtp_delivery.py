@@ -70,6 +70,20 @@ def test_untrusted_certificate_is_refused_by_default(tls_files, mode):
         assert server.messages == []
 
 
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_ca_file_without_a_certificate_is_a_clear_error(tls_files, tmp_path, mode):
+    not_a_bundle = tmp_path / "ca.pem"
+    not_a_bundle.write_text("this is not a PEM certificate\n")
+    kwargs = {"tls_context": server_context(tls_files)} if mode == "starttls" else \
+        {"implicit_tls_context": server_context(tls_files)}
+    with SmtpTestServer(**kwargs) as server:
+        with pytest.raises(DeliveryError) as raised:
+            send(mailer(server.port, smtp_ssl_mode=mode, smtp_ssl_cafile=str(not_a_bundle)))
+        assert "holds no CA certificate" in str(raised.value) and str(not_a_bundle) in str(raised.value)
+        assert raised.value.transient is False
+        assert server.messages == []
+
+
 def test_verification_off_only_when_the_admin_says_false(tls_files, caplog):
     caplog.set_level(logging.WARNING)
     with SmtpTestServer(tls_context=server_context(tls_files)) as server:

@@ -81,7 +81,12 @@ def tls_context(ssl_verify):
         return context
     if ssl_verify is True:
         return ssl.create_default_context()
-    return ssl.create_default_context(cafile=ssl_verify)
+    try:
+        return ssl.create_default_context(cafile=ssl_verify)
+    except ssl.SSLError as err:
+        raise DeliveryError("smtp_ssl_cafile = '{0}' holds no CA certificate in PEM form ({1}); give the PEM bundle "
+                            "of the CA that issued the SMTP server's certificate".format(ssl_verify,
+                                                                                     err.reason or err))
 
 
 class SmtpTransport:
