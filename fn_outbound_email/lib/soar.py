@@ -17,6 +17,13 @@ LOG = logging.getLogger(__name__)
 FIELD_CACHE_SECONDS = 600
 _field_cache = {}
 _field_cache_lock = threading.Lock()
+_field_fetch_locks = {}        # cache key -> the lock its fetch holds
+
+
+def _cached_fields(key):
+    with _field_cache_lock:
+        cached = _field_cache.get(key)
+    return cached[1] if cached and cached[0] > time.monotonic() else None
 
 
 class SoarClient:
@@ -68,18 +75,23 @@ class SoarClient:
     def get_field_definitions(self, type_name="incident"):
         """{field name: field definition} for a SOAR type (incident, a data table ...), cached."""
         key = (self._base_url, self.org_id, type_name)
-        now = time.monotonic()
+        fields = _cached_fields(key)
+        if fields is not None:
+            return fields
         with _field_cache_lock:
-            cached = _field_cache.get(key)
-            if cached and cached[0] > now:
-                return cached[1]
-        type_def = self._rest.get("/types/{0}?handle_format=names".format(type_name)) or {}
-        fields = type_def.get("fields") or {}
-        if isinstance(fields, list):
-            fields = {field["name"]: field for field in fields}
-        with _field_cache_lock:
-            _field_cache[key] = (now + FIELD_CACHE_SECONDS, fields)
-        return fields
+            fetch_lock = _field_fetch_locks.setdefault(key, threading.Lock())
+        # one thread fetches an expired or missing entry; threads arriving meanwhile wait and take its answer
+        with fetch_lock:
+            fields = _cached_fields(key)
+            if fields is not None:
+                return fields
+            type_def = self._rest.get("/types/{0}?handle_format=names".format(type_name)) or {}
+            fields = type_def.get("fields") or {}
+            if isinstance(fields, list):
+                fields = {field["name"]: field for field in fields}
+            with _field_cache_lock:
+                _field_cache[key] = (time.monotonic() + FIELD_CACHE_SECONDS, fields)
+            return fields
 
     def get_type_field(self, type_name, field_name):
         """One field of a SOAR type (a playbook's input form, actioninvocation ...)."""
