@@ -17,7 +17,7 @@ from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import load_settings
 from tests import pki
 from tests.fault_smtp import FaultSmtpServer
-from tests.function_runner import FunctionRaised, call_function
+from tests.function_runner import FunctionRaised, app_config, call_function
 from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
@@ -259,13 +259,7 @@ def test_missing_default_template_file_for_send_email(server):
 
 # --- a handful end to end through the SOAR functions --------------------------------------------------------
 
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 2
-smtp_retries = 0
-from_email_address = soar@example.com
-""".format(port=SMTP_PORT)
+config_data = app_config(SMTP_PORT, smtp_conn_timeout=2, from_email_address="soar@example.com")
 
 resilient_mock = SoarMock
 

@@ -17,7 +17,7 @@ from fn_outbound_email.lib.errors import DeliveryError, MailError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from tests.fault_smtp import Fault, FaultSmtpServer
-from tests.function_runner import call_function
+from tests.function_runner import app_config, call_function
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
@@ -279,14 +279,7 @@ def test_max_message_size_is_checked_before_connecting(server):
 # --- end to end through send_email2 ------------------------------------------------------------------------
 
 E2E_PORT = free_port()
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 5
-smtp_retries = 2
-from_email_address = soar@example.com
-max_message_size = 2000
-""".format(port=E2E_PORT)
+config_data = app_config(E2E_PORT, smtp_retries=2, from_email_address="soar@example.com", max_message_size=2000)
 
 resilient_mock = SoarMock
 

@@ -21,7 +21,7 @@ from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvide
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.smtp_transport import SmtpTransport
 from fn_outbound_email.util.selftest import selftest_function
-from tests.function_runner import call_function
+from tests.function_runner import app_config, call_function
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
@@ -31,21 +31,10 @@ APP_SMTP_PORT = free_port()
 APP_OAUTH_PORT = free_port()
 
 # send_email2 through resilient-circuits: both the password and OAuth2 are configured (OAuth2 must win)
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {smtp_port}
-smtp_conn_timeout = 5
-smtp_retries = 0
-smtp_user = {user}
-smtp_password = {password}
-from_email_address = SOAR Notifier <soar@example.com>
-client_id = {client_id}
-client_secret = {client_secret}
-scope = {scope}
-token_url = http://127.0.0.1:{oauth_port}/token
-refresh_token = {refresh_token}
-""".format(smtp_port=APP_SMTP_PORT, oauth_port=APP_OAUTH_PORT, user=SMTP_USER, password=SMTP_PASSWORD,
-           client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scope=SCOPE, refresh_token=REFRESH_TOKEN)
+config_data = app_config(APP_SMTP_PORT, smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD,
+                         from_email_address="SOAR Notifier <soar@example.com>", client_id=CLIENT_ID,
+                         client_secret=CLIENT_SECRET, scope=SCOPE,
+                         token_url="http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT), refresh_token=REFRESH_TOKEN)
 
 resilient_mock = SoarMock
 # the XOAUTH2 test server takes tokens without TLS, which aiosmtpd warns about

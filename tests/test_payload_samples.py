@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.function_runner import call_function
+from tests.function_runner import app_config, call_function
 from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
@@ -20,13 +20,7 @@ EXPORT_RES = os.path.join(ROOT, "fn_outbound_email", "util", "data", "export.res
 FUNCTIONS = ("send_email", "send_email2")
 SMTP_PORT = free_port()
 
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 5
-smtp_retries = 0
-from_email_address = SOAR <soar@example.com>
-""".format(port=SMTP_PORT)
+config_data = app_config(SMTP_PORT, from_email_address="SOAR <soar@example.com>")
 
 resilient_mock = SoarMock
 

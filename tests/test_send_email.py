@@ -7,21 +7,15 @@ import pytest
 
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests.function_runner import FunctionRaised, call_function
+from tests.function_runner import FunctionRaised, app_config, call_function
 from tests.smtp_server import SmtpTestServer, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
 SMTP_PORT = free_port()
 TEMPLATES = os.path.join(os.path.dirname(__file__), "data", "templates")
 
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 5
-smtp_retries = 0
-from_email_address = soar@example.com
-template_file = {templates}/incident_html.jinja
-""".format(port=SMTP_PORT, templates=TEMPLATES)
+config_data = app_config(SMTP_PORT, from_email_address="soar@example.com",
+                         template_file=os.path.join(TEMPLATES, "incident_html.jinja"))
 
 resilient_mock = SoarMock
 

@@ -7,7 +7,7 @@ import tempfile
 import pytest
 from resilient_circuits.util import get_config_data
 
-from tests.function_runner import FunctionRaised, call_function
+from tests.function_runner import FunctionRaised, app_config, call_function
 from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
@@ -15,23 +15,13 @@ SMTP_PORT = free_port()
 TEMPLATES = os.path.join(os.path.dirname(__file__), "data", "templates")
 SECRET_PASSWORD = "top-secret-smtp-password"
 
-config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 5
-smtp_ssl_mode = None
-smtp_retries = 0
-from_email_address = SOAR Notifier <soar@example.com>
-smtp_password = {secret}
-client_secret = {secret}
-
-[fn_outbound_email:templates]
-fields = {templates}/incident_fields.jinja
-html = {templates}/incident_html.jinja
-related = {templates}/related.jinja
-broken = {templates}/broken.jinja
-missing_file = {templates}/does_not_exist.jinja
-""".format(port=SMTP_PORT, templates=TEMPLATES, secret=SECRET_PASSWORD)
+# the secrets are set (though unused) so tests can prove they never reach a template, a log or a result
+config_data = app_config(
+    SMTP_PORT, smtp_ssl_mode="None", from_email_address="SOAR Notifier <soar@example.com>",
+    smtp_password=SECRET_PASSWORD, client_secret=SECRET_PASSWORD,
+    templates={label: os.path.join(TEMPLATES, file_name) for label, file_name in (
+        ("fields", "incident_fields.jinja"), ("html", "incident_html.jinja"), ("related", "related.jinja"),
+        ("broken", "broken.jinja"), ("missing_file", "does_not_exist.jinja"))})
 
 resilient_mock = SoarMock
 

@@ -23,7 +23,7 @@ from fn_outbound_email.lib.errors import SmimeError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import SECTION, load_settings
 from tests import pki
-from tests.function_runner import call_function
+from tests.function_runner import app_config, call_function
 from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
@@ -343,16 +343,8 @@ def smime_app_config(tmp_path_factory, certs):
     global config_data
     folder = tmp_path_factory.mktemp("smime_app")
     bundle = write_bytes(folder / "sender.p12.b64", wrapped_base64(certs.bundle()))
-    config_data = """[fn_outbound_email]
-smtp_server = 127.0.0.1
-smtp_port = {port}
-smtp_conn_timeout = 5
-smtp_ssl_mode = None
-smtp_retries = 0
-from_email_address = SOAR Notifier <soar@example.com>
-p12_signing_cert = {bundle}
-p12_signing_cert_password = {password}
-""".format(port=SMTP_PORT, bundle=bundle, password=P12_PASSWORD)
+    config_data = app_config(SMTP_PORT, smtp_ssl_mode="None", from_email_address="SOAR Notifier <soar@example.com>",
+                             p12_signing_cert=bundle, p12_signing_cert_password=P12_PASSWORD)
     yield
     config_data = ""
 

@@ -12,7 +12,6 @@ import logging
 import re
 
 import pytest
-import requests_mock
 from pytest_resilient_circuits import resilient_endpoint
 
 from fn_outbound_email.lib import soar_setup
