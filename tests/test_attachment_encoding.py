@@ -9,34 +9,22 @@ import email
 import email.policy
 import os
 import tracemalloc
-from email.contentmanager import _encode_base64
 
 import pytest
 
 from fn_outbound_email.lib import compose
 from fn_outbound_email.lib.addresses import parse_address
+from tests.mime_oracle import matches_email_package
 
 CHUNK = compose._Base64Body.CHUNK
-
-
-def email_package_entity_bytes(entity):
-    """The entity as the email package alone writes it: real base64 bodies in place of the placeholders."""
-    for part in entity.walk():
-        payload = part.get_payload()
-        if isinstance(payload, str):
-            placeholder = payload.strip().encode("ascii", "replace")
-            if placeholder in entity.attachment_bodies:
-                part.set_payload(_encode_base64(entity.attachment_bodies[placeholder], 78))
-    return entity.as_bytes(policy=compose.SMTP_POLICY)
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 56, 57, 58, 114, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 57])
 def test_encoded_body_matches_the_email_package_at_every_boundary(size):
     data = os.urandom(size)
     attachments = [compose.Attachment("data.bin", data), compose.Attachment("notes.txt", b"line\n.dot line\n")]
-    entity = compose.build_content("<p>See the <b>files</b></p>", attachments, html=True)
-    ours = compose.entity_bytes(entity)
-    assert ours == email_package_entity_bytes(entity)
+    ours, theirs = matches_email_package("<p>See the <b>files</b></p>", attachments, html=True)
+    assert ours == theirs
     parsed = email.message_from_bytes(ours, policy=email.policy.default)
     assert [part.get_payload(decode=True) for part in parsed.iter_attachments()] == [data, b"line\n.dot line\n"]
 

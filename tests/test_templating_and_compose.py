@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from fn_outbound_email.lib import compose
+from fn_outbound_email.lib import compose, html_tokens
 from fn_outbound_email.lib.addresses import parse_address, parse_address_list
 from fn_outbound_email.lib.errors import TemplateError
 from fn_outbound_email.lib.sanitize import sanitize_html
@@ -138,6 +138,28 @@ def test_html_to_text_keeps_structure_and_links():
 ])
 def test_html_to_text_cases(html, expected):
     assert compose.html_to_text(html) == expected
+
+
+@pytest.mark.parametrize("markup, expected", [
+    ("a &amp; b", [("text", "a & b", "", False)]),
+    ("<P Class=x>", [("start", "p", " Class=x", False)]),
+    ("<br/><br /><img src='x'/>", [("start", "br", "/", True), ("start", "br", " /", True),
+                                   ("start", "img", " src='x'/", True)]),
+    ("<a href=x/>", [("start", "a", " href=x/", False)]),               # the slash belongs to the value
+    ("</ P >", [("end", "p", "", False)]),                              # as html.parser reads it
+    ("</><!-- c --><!DOCTYPE html><?pi?></1>", []),
+    ("<script>if (a<b) x()</script>y", [("start", "script", "", True), ("text", "y", "", False)]),
+    ("<a title='x>y'>", [("start", "a", " title='x>y'", False)]),
+    ("a < b", [("text", "a ", "", False), ("text", "<", "", False), ("text", " b", "", False)]),
+])
+def test_html_tokens(markup, expected):
+    assert list(html_tokens.tokens(markup)) == expected
+
+
+def test_href_of_decodes_entities_and_takes_any_quoting():
+    assert html_tokens.href_of(" HREF='https://x/?a=1&amp;b=2'") == "https://x/?a=1&b=2"
+    assert html_tokens.href_of(' title="x" href=https://y/') == "https://y/"
+    assert html_tokens.href_of(' data-href="no"') is None
 
 
 def test_looks_like_html_needs_an_element():

@@ -1,10 +1,16 @@
 # -*- coding: utf-8 -*-
-"""Composing the MIME message with ``EmailMessage`` and ``email.policy.SMTP``.
+"""Composing the MIME message: exactly what ``EmailMessage`` with ``email.policy.SMTP`` writes.
 
 A message is built in two layers: the *content entity* (body, alternatives,
 attachments: everything S/MIME protects) and the *outer headers* (From, To,
 Subject, ...). ``assemble`` puts the header lines in front of the entity bytes
 so a signed entity reaches the wire byte for byte as it was signed.
+
+Parts whose bytes have one fixed form (UTF-8 text parts, multipart framing,
+short ASCII header lines) are written directly; everything that needs encoding
+or folding (non-ASCII display names, long headers, RFC 2231 file names) is
+written by the email package. tests/test_compose_bytes.py holds the output to
+the email package's own, byte for byte.
 """
 
 import base64
@@ -15,13 +21,14 @@ import posixpath
 import re
 import secrets
 from dataclasses import dataclass, field
-from email import policy
+from email import policy, quoprimime
 from email.message import MIMEPart
 from email.utils import format_datetime, make_msgid
-from html.parser import HTMLParser
 from typing import List, Optional
 
+from fn_outbound_email.lib import html_tokens
 from fn_outbound_email.lib.addresses import check_header_text
+from fn_outbound_email.lib.html_tokens import END, TEXT
 
 SMTP_POLICY = policy.SMTP
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
@@ -64,68 +71,47 @@ def looks_like_html(body):
     return bool(body) and "<" in body and _HTML_TAG.search(body) is not None
 
 
-class _TextExtractor(HTMLParser):
-    """One streaming pass over the HTML; building a document tree cost more than composing the mail."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.pieces = []
-        self._hidden_depth = 0       # inside script/style/head/title
-        self._links = []             # (href, index of the first piece of the link's text)
-
-    def _ends_with(self, characters):
-        return bool(self.pieces) and self.pieces[-1][-1:] in characters
-
-    def handle_starttag(self, tag, attrs):
-        if tag in _HIDDEN_TAGS:
-            self._hidden_depth += 1
-        elif self._hidden_depth:
-            return
-        elif tag == "br":
-            self.pieces.append("\n")
-        elif tag == "hr":                  # a void block: its line break before and after at once
-            self.pieces.append("\n\n")
-        elif tag in _BLOCK_TAGS:
-            self.pieces.append("\n")
-        elif tag in _LINE_TAGS and not self._ends_with("\n"):    # an unclosed previous item still ends its line
-            self.pieces.append("\n")
-        elif tag in _CELL_TAGS and self.pieces and not self._ends_with(" \n"):
-            self.pieces.append(" ")
-        elif tag == "a":
-            self._links.append((dict(attrs).get("href"), len(self.pieces)))
-
-    def handle_startendtag(self, tag, attrs):
-        if tag == "br" or tag in _BLOCK_TAGS:
-            self.handle_starttag(tag, attrs)
-            if tag in _BLOCK_TAGS and not self._hidden_depth:
-                self.pieces.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in _HIDDEN_TAGS:
-            self._hidden_depth = max(0, self._hidden_depth - 1)
-        elif self._hidden_depth:
-            return
-        elif tag in _BLOCK_TAGS or tag in _LINE_TAGS:
-            self.pieces.append("\n")
-        elif tag in _CELL_TAGS:
-            self.pieces.append(" ")
-        elif tag == "a" and self._links:
-            href, first = self._links.pop()
-            text = " ".join("".join(self.pieces[first:]).split())
-            if href and href != text and not href.startswith("mailto:"):
-                self.pieces.append(" <{0}>".format(href))
-
-    def handle_data(self, data):
-        if not self._hidden_depth:
-            self.pieces.append(data)
-
-
-def html_to_text(html):
+def html_to_text(body):
     """A readable plain-text rendering of an HTML body for the text/plain alternative."""
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    lines = (_SPACES.sub(" ", line).strip() for line in "".join(extractor.pieces).splitlines())
+    pieces = []
+    hidden_depth = 0            # inside head/title (script and style come without content)
+    links = []                  # (href, index of the first piece of the link's text)
+    for kind, value, attrs, self_closing in html_tokens.tokens(body):
+        if kind is TEXT:
+            if not hidden_depth:
+                pieces.append(value)
+        elif value in _HIDDEN_TAGS:
+            if kind is END:
+                hidden_depth = max(0, hidden_depth - 1)
+            elif not self_closing:
+                hidden_depth += 1
+        elif hidden_depth:
+            pass
+        elif kind is END:
+            if value in _BLOCK_TAGS or value in _LINE_TAGS:
+                pieces.append("\n")
+            elif value in _CELL_TAGS:
+                pieces.append(" ")
+            elif value == "a" and links:
+                href, first = links.pop()
+                link_text = " ".join("".join(pieces[first:]).split())
+                if href and href != link_text and not href.startswith("mailto:"):
+                    pieces.append(" <{0}>".format(href))
+        elif value == "br":
+            pieces.append("\n")
+        elif value == "hr":                  # a void block: its line break before and after at once
+            pieces.append("\n\n")
+        elif value in _BLOCK_TAGS:
+            pieces.append("\n\n" if self_closing else "\n")
+        elif self_closing:
+            pass
+        elif value in _LINE_TAGS and not (pieces and pieces[-1][-1:] == "\n"):   # an unclosed item ends its line
+            pieces.append("\n")
+        elif value in _CELL_TAGS and pieces and pieces[-1][-1:] not in (" ", "\n"):
+            pieces.append(" ")
+        elif value == "a":
+            links.append((html_tokens.href_of(attrs), len(pieces)))
+    lines = (line.strip() for line in _SPACES.sub(" ", "".join(pieces)).splitlines())
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
@@ -141,54 +127,91 @@ def safe_attachment_name(name):
     return base
 
 
-def _text_cte(text):
-    """7bit when it is safe, else quoted-printable (S/MIME and old relays want 7-bit clean)."""
-    if text.isascii() and all(len(line) <= 900 for line in text.splitlines()):
-        return "7bit"
-    return "quoted-printable"
+# the longest line a 7bit part may have (RFC 5321 allows 998 octets; the rest is margin)
+MAX_7BIT_LINE = 900
+
+
+@dataclass
+class ContentEntity:
+    """The content entity (everything S/MIME protects) as output pieces: bytes, and attachment bodies
+    that are base64-encoded only when the message is written."""
+    pieces: list
 
 
 def build_content(body, attachments=(), html=None):
     """The content entity: text, or text+HTML alternatives, plus attachments.
 
     ``html`` None detects HTML in the body; False sends it as plain text whatever it holds.
+
+    The bytes are what ``EmailMessage.set_content`` / ``make_alternative`` / ``add_attachment`` with
+    ``policy.SMTP`` write (tests/test_compose_bytes.py compares them for a catalogue of bodies). The text
+    parts and the multipart framing have one fixed form, so they are written here; an attachment's
+    headers (RFC 2231 file names) come from the email package itself. Building the email package's
+    object tree for every mail cost more than rendering the template.
     """
-    # MIMEPart rather than EmailMessage: no MIME-Version header on every sub-part
-    entity = MIMEPart(policy=SMTP_POLICY)
     body = body or ""
     texts = [body]
     if looks_like_html(body) if html is None else html:
         plain = html_to_text(body)
         texts.append(plain)
-        entity.set_content(plain, subtype="plain", charset="utf-8", cte=_text_cte(plain))
-        entity.make_alternative(boundary=_new_boundary(texts))
-        entity.add_alternative(body, subtype="html", charset="utf-8", cte=_text_cte(body))
+        entity = _multipart("alternative", [_text_part(plain, "plain"), _text_part(body, "html")], texts)
     else:
-        entity.set_content(body, subtype="plain", charset="utf-8", cte=_text_cte(body))
+        entity = _text_part(body, "plain")
     if attachments:
-        entity.make_mixed(boundary=_new_boundary(texts))
-    bodies = {}
-    for attachment in attachments:
-        content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
-        maintype, _, subtype = content_type.partition("/")
-        # text attachments are sent as bytes too: their charset is unknown
-        content = attachment.content
-        spliced = isinstance(content, (bytes, bytearray))
-        entity.add_attachment(b"" if spliced else content, maintype=maintype or "application",
-                              subtype=subtype or "octet-stream", filename=safe_attachment_name(attachment.name))
-        if spliced:
-            # the email package would hold a big attachment several times over (base64 str, its lines, the
-            # generator's copy); the part gets a placeholder line and the body is encoded straight into the output
-            placeholder = "outbound-email-attachment-{0}".format(secrets.token_hex(16))
-            entity.get_payload()[-1].set_payload(placeholder + "\n")
-            bodies[placeholder.encode("ascii")] = content
-    entity.attachment_bodies = bodies
-    return entity
+        entity = _multipart("mixed", [entity] + [_attachment_part(item) for item in attachments], texts)
+    return ContentEntity(entity)
+
+
+def _text_part(text, subtype):
+    """A UTF-8 text part: 7bit when that is safe, else quoted-printable (S/MIME and old relays want 7-bit
+    clean). Lines are split as the email package splits them (on CR, LF and CRLF of the encoded bytes)."""
+    lines = text.encode("utf-8").splitlines()
+    if text.isascii() and all(len(line) <= MAX_7BIT_LINE for line in lines):
+        encoding, encoded = "7bit", b"\r\n".join(lines) + b"\r\n"
+    else:
+        encoding = "quoted-printable"
+        encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), SMTP_POLICY.max_line_length,
+                                         eol="\r\n").encode("ascii")
+    head = 'Content-Type: text/{0}; charset="utf-8"\r\nContent-Transfer-Encoding: {1}\r\n\r\n'.format(
+        subtype, encoding)
+    return [head.encode("ascii"), encoded]
+
+
+def _multipart(subtype, parts, texts):
+    """A multipart entity around ``parts`` (each a list of pieces), framed as the email generator frames it."""
+    boundary = _new_boundary(texts)
+    # the boundary parameter never fits on the first line: policy.SMTP folds it onto its own
+    pieces = ['Content-Type: multipart/{0};\r\n boundary="{1}"\r\n\r\n--{1}\r\n'.format(
+        subtype, boundary).encode("ascii")]
+    delimiter = "\r\n--{0}\r\n".format(boundary).encode("ascii")
+    for number, part in enumerate(parts):
+        if number:
+            pieces.append(delimiter)
+        pieces.extend(part)
+    pieces.append("\r\n--{0}--\r\n".format(boundary).encode("ascii"))
+    return pieces
+
+
+def _attachment_part(attachment):
+    """An attachment part: headers from the email package (RFC 2231 file name), base64 body written later.
+
+    Text attachments are sent as bytes too: their charset is unknown.
+    """
+    content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
+    maintype, _, subtype = content_type.partition("/")
+    content = attachment.content
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    part = MIMEPart(policy=SMTP_POLICY)
+    part.set_content(b"", maintype=maintype or "application", subtype=subtype or "octet-stream",
+                     filename=safe_attachment_name(attachment.name))
+    # headers, the blank line and (for no bytes) an empty body; the email package would hold a big attachment
+    # several times over (base64 str, its lines, the generator's copy), so the body is encoded into the output
+    return [part.as_bytes(policy=SMTP_POLICY), _Base64Body(content)]
 
 
 def _new_boundary(texts):
-    """A multipart boundary chosen up front: the generator would otherwise compile a regex per message to
-    find one. Base64 never contains '_', so only the text parts could hold it."""
+    """A multipart boundary: random, and in none of the text parts (base64 never contains '_')."""
     while True:
         boundary = "===============_{0}==".format(secrets.token_hex(12))
         if not any(boundary in text for text in texts):
@@ -212,18 +235,6 @@ class _Base64Body:
             stream.write(base64.encodebytes(self.content[start:start + self.CHUNK]).replace(b"\n", b"\r\n"))
 
 
-def _entity_pieces(entity):
-    """The entity as output pieces: its bytes from the email package, with the attachment bodies spliced in."""
-    structure = entity.as_bytes(policy=SMTP_POLICY)
-    pieces, position = [], 0
-    for placeholder, content in getattr(entity, "attachment_bodies", {}).items():     # in order of appearance
-        start = structure.index(placeholder + b"\r\n", position)
-        pieces.extend([memoryview(structure)[position:start], _Base64Body(content)])
-        position = start + len(placeholder) + 2
-    pieces.append(memoryview(structure)[position:])
-    return pieces
-
-
 def _join(pieces):
     """The pieces as one bytes object, allocated once at its final size."""
     size = sum(len(piece) for piece in pieces)
@@ -244,7 +255,7 @@ def _join(pieces):
 
 
 def entity_bytes(entity):
-    return _join(_entity_pieces(entity))
+    return _join(entity.pieces)
 
 
 def normalize_message_id(value, input_name):
@@ -285,7 +296,7 @@ def assemble(headers, content):
         if bytes(content[:13]).lower() == b"mime-version:":
             content = content[bytes(content[:100]).index(b"\n") + 1:]
         return _join([header_block, content])
-    return _join([header_block] + _entity_pieces(content))
+    return _join([header_block] + content.pieces)
 
 
 def header_line(name, value):
