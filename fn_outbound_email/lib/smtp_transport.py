@@ -255,11 +255,16 @@ class SmtpTransport:
 
     @staticmethod
     def _send_data(smtp, message):
-        """Send the message after DATA: dot-stuffed, in line-aligned chunks, then the terminating dot."""
+        """Send the message after DATA: dot-stuffed, in line-aligned chunks, the last one with the terminating dot
+        (one write for a small message, so the server reads it in one go)."""
         position, size = 0, len(message)
-        while position < size:
-            end = message.find(b"\n", min(position + DATA_CHUNK_BYTES, size) - 1)
+        terminator = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
+        while True:
+            end = message.find(b"\n", min(position + DATA_CHUNK_BYTES, size) - 1) if position < size else -1
             end = size if end == -1 else end + 1
-            smtp.send(_LINE_STARTING_WITH_DOT.sub(b"..", message[position:end]))
+            chunk = _LINE_STARTING_WITH_DOT.sub(b"..", message[position:end])
+            if end >= size:
+                smtp.send(chunk + terminator)
+                return
+            smtp.send(chunk)
             position = end
-        smtp.send(b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
