@@ -64,6 +64,19 @@ def test_template_file_errors_name_the_file(tmp_path):
     assert "absent.jinja" in str(raised.value)
 
 
+def test_a_changed_template_file_is_read_again(tmp_path):
+    template = tmp_path / "notice.jinja"
+    template.write_text("first {{ n }}")
+    renderer = TemplateRenderer()
+    assert renderer.render_file(str(template), {"n": 1}) == "first 1"
+    template.write_text("second, longer {{ n }}")
+    assert renderer.render_file(str(template), {"n": 2}) == "second, longer 2"
+    template.unlink()
+    with pytest.raises(TemplateError) as raised:          # a removed file is an error, not the cached text
+        renderer.render_file(str(template), {"n": 3})
+    assert "notice.jinja" in str(raised.value)
+
+
 def test_sanitize_html_keeps_formatting_and_drops_active_content():
     dirty = ('<p onclick="x()">Hi <b>there</b> <a href="javascript:alert(1)">bad</a> '
              '<a href="https://ok.example/">ok</a><script>alert(2)</script><img src=x onerror=y>'

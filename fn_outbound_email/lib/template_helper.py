@@ -86,13 +86,14 @@ class TemplateHelper:
         if value is None:
             return None
         input_type = (field_def or {}).get("input_type")
-        labels = {entry.get("value"): entry.get("label") for entry in (field_def or {}).get("values") or []}
         if input_type in _DATE_TYPES and isinstance(value, (int, float)):
             return self.format_timestamp(value)
-        if isinstance(value, list):
-            return ", ".join(str(labels.get(item, _text_of(item))) for item in value)
-        if input_type in ("select", "multiselect") and value in labels:
-            return str(labels[value])
+        if isinstance(value, list) or input_type in ("select", "multiselect"):
+            labels = {entry.get("value"): entry.get("label") for entry in (field_def or {}).get("values") or []}
+            if isinstance(value, list):
+                return ", ".join(str(labels.get(item, _text_of(item))) for item in value)
+            if value in labels:
+                return str(labels[value])
         if isinstance(value, bool):
             return "Yes" if value else "No"
         value = _text_of(value)

@@ -6,7 +6,8 @@
 * Autoescape is on exactly when the template source contains HTML elements, so
   incident values cannot inject markup into HTML mail while text mail shows
   quotes and ampersands as they are.
-* Compiled templates are cached (bounded, thread safe) by source text.
+* Compiled templates are cached (bounded, thread safe) by source text; template
+  files are read again when they change.
 """
 
 import logging
@@ -53,6 +54,7 @@ class TemplateRenderer:
     def __init__(self, cache_size=CACHE_SIZE):
         self._environments = {True: _make_environment(True), False: _make_environment(False)}
         self._cache = OrderedDict()
+        self._sources = {}          # template file path -> ((mtime, size), text)
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -98,12 +100,24 @@ class TemplateRenderer:
                 name, _line_of(name), type(err).__name__, err))
 
     def render_file(self, path, context):
+        return self.render(self._read(path), context, name=os.path.basename(path))
+
+    def _read(self, path):
+        """The template file's text, read again only when its modification time or size changed."""
         try:
+            status = os.stat(path)
+            version = (status.st_mtime_ns, status.st_size)
+            with self._lock:
+                cached = self._sources.get(path)
+            if cached and cached[0] == version:
+                return cached[1]
             with open(path, "r", encoding="utf-8") as template_file:
                 source = template_file.read()
         except OSError as err:
             raise TemplateError("Template file '{0}' cannot be read: {1}".format(path, err.strerror or err))
-        return self.render(source, context, name=os.path.basename(path))
+        with self._lock:
+            self._sources[path] = (version, source)
+        return source
 
 
 def _line_of(name):
