@@ -4,7 +4,11 @@
 The output is read back with BeautifulSoup, a parser independent of the app's own tokenizer.
 """
 
+import json
 import random
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from bs4 import BeautifulSoup
@@ -66,3 +70,39 @@ def test_cleaning_cases(dirty, clean):
 
 def test_no_input_is_empty_markup():
     assert str(sanitize_html(None)) == "" and str(sanitize_html("")) == ""
+
+
+HOSTILE_MARKUP = {
+    "unclosed tags": "<a " * 100000,
+    "unclosed quoted attributes": '<a title="x ' * 50000,
+    "unclosed end tags": "</a " * 100000,
+    "unclosed comments": "<!--" * 100000,
+    "unclosed script tags": "<script " * 50000,
+    "deeply nested elements": "<b><i>" * 50000 + "</b>" * 50000,
+    "stray end tags over open ones": "<b>" * 50000 + "</i>" * 50000,
+    "nested links": "<a href='https://x/'>t" * 50000 + "</a>" * 50000,
+}
+
+
+def test_hostile_markup_is_read_in_linear_time():
+    """Rich text comes from anyone who can edit an incident: no input may make a send hang.
+
+    Each input is a few hundred KB; read in quadratic time any of them would take minutes (it did: 30 KB of
+    unclosed tags took 4 s). Run in a subprocess so a regression fails here instead of hanging the suite.
+    """
+    script = textwrap.dedent("""
+        import json, sys
+        from fn_outbound_email.lib.compose import html_to_text
+        from fn_outbound_email.lib.sanitize import sanitize_html
+        for name, markup in json.load(sys.stdin).items():
+            html_to_text(markup)
+            html_to_text(str(sanitize_html(markup)))
+            print(name, flush=True)
+    """)
+    try:
+        finished = subprocess.run([sys.executable, "-c", script], input=json.dumps(HOSTILE_MARKUP), timeout=60,
+                                  capture_output=True, text=True, check=True).stdout.splitlines()
+    except subprocess.TimeoutExpired as expired:
+        done = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        pytest.fail("reading hostile markup did not finish in 60 s; done: {0}".format(done.splitlines()))
+    assert finished == list(HOSTILE_MARKUP)

@@ -148,6 +148,7 @@ def test_html_to_text_keeps_structure_and_links():
      "mail a@example.com, https://x/\n"),                                # no link target repeated
     ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k v\n1 2\n"),
     ("<p>one</p>\n\n\n\n<p>two</p>", "one\n\ntwo\n"),
+    ("<a href='https://a/'>a <a href='https://b/'>b</a>", "a <https://a/>b <https://b/>\n"),    # links do not nest
 ])
 def test_html_to_text_cases(html, expected):
     assert compose.html_to_text(html) == expected
@@ -164,6 +165,8 @@ def test_html_to_text_cases(html, expected):
     ("<script>if (a<b) x()</script>y", [("start", "script", "", True), ("text", "y", "", False)]),
     ("<a title='x>y'>", [("start", "a", " title='x>y'", False)]),
     ("a < b", [("text", "a ", "", False), ("text", "<", "", False), ("text", " b", "", False)]),
+    ("x<a href='y", [("text", "x", "", False)]),                       # a tag open at the end is dropped
+    ("x<script>never closed", [("text", "x", "", False), ("start", "script", "", True)]),
 ])
 def test_html_tokens(markup, expected):
     assert list(html_tokens.tokens(markup)) == expected

@@ -75,7 +75,7 @@ def html_to_text(body):
     """A readable plain-text rendering of an HTML body for the text/plain alternative."""
     pieces = []
     hidden_depth = 0            # inside head/title (script and style come without content)
-    links = []                  # (href, index of the first piece of the link's text)
+    link = None                 # the open link: (href, index of the first piece of its text)
     for kind, value, attrs, self_closing in html_tokens.tokens(body):
         if kind is TEXT:
             if not hidden_depth:
@@ -92,11 +92,9 @@ def html_to_text(body):
                 pieces.append("\n")
             elif value in _CELL_TAGS:
                 pieces.append(" ")
-            elif value == "a" and links:
-                href, first = links.pop()
-                link_text = " ".join("".join(pieces[first:]).split())
-                if href and href != link_text and not href.startswith("mailto:"):
-                    pieces.append(" <{0}>".format(href))
+            elif value == "a" and link:
+                _end_link(pieces, *link)
+                link = None
         elif value == "br":
             pieces.append("\n")
         elif value == "hr":                  # a void block: its line break before and after at once
@@ -110,9 +108,18 @@ def html_to_text(body):
         elif value in _CELL_TAGS and pieces and pieces[-1][-1:] not in (" ", "\n"):
             pieces.append(" ")
         elif value == "a":
-            links.append((html_tokens.href_of(attrs), len(pieces)))
+            if link:                         # links do not nest: a new one ends the open one, as browsers read it
+                _end_link(pieces, *link)
+            link = (html_tokens.href_of(attrs), len(pieces))
     lines = (line.strip() for line in _SPACES.sub(" ", "".join(pieces)).splitlines())
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _end_link(pieces, href, first):
+    """Follow a link's text with its address, unless the text already is the address."""
+    link_text = " ".join("".join(pieces[first:]).split())
+    if href and href != link_text and not href.startswith("mailto:"):
+        pieces.append(" <{0}>".format(href))
 
 
 def safe_attachment_name(name):

@@ -11,21 +11,23 @@ import re
 
 TEXT, START, END = "text", "start", "end"
 
-# a comment, a declaration or processing instruction, an end tag ('</ p>' is one, as html.parser reads it),
-# an end tag of no element ('</>', '</1>': skipped), a start tag, or text
+# The kind of a token is the name of the last group it matched: a start tag ('attrs'), an end tag ('end_tag';
+# '</ p>' is one, as html.parser reads it), script or style with the raw text they hold ('raw'), or text;
+# comments, declarations, processing instructions and end tags of no element ('</>', '</1>') match no group.
+# Every construct also ends at the end of the input: a pattern that could fail after scanning to the end
+# would be tried again from each later '<', which made 30 KB of unclosed tags take seconds.
 _TOKEN = re.compile(r"""
     <!--.*?(?:-->|\Z)
   | <[!?][^>]*>?
-  | </\s*(?P<end_tag>[A-Za-z][^\t\n\f\r />]*)[^>]*>
-  | </[^>]*>
-  | <(?P<tag>[A-Za-z][^\t\n\f\r />]*)(?P<attrs>(?:[^>"']|"[^"]*"|'[^']*')*)>
+  | </\s*(?P<end_tag>[A-Za-z][^\t\n\f\r />]*)[^>]*>?
+  | </[^>]*>?
+  | <(?P<raw>script|style)(?=[\t\n\f\r />]|\Z)(?:[^>"']|"[^"]*"?|'[^']*'?)*>?.*?(?:</(?P=raw)\s*>|\Z)
+  | <(?P<tag>[A-Za-z][^\t\n\f\r />]*)(?P<attrs>(?:[^>"']|"[^"]*"?|'[^']*'?)*)>?
   | (?P<text>[^<]+|<)
-""", re.S | re.X)
+""", re.S | re.X | re.I)
 # '<br/>', '<p />', '<img src="x"/>'; in '<a href=x/>' the slash belongs to the value
 _SELF_CLOSING = re.compile(r"""(?:^|[\s"'])/$""")
 _HREF = re.compile(r"""(?:^|\s)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
-# script and style hold raw text up to their end tag: a '<' in there starts no tag
-_RAW_TEXT_END = {tag: re.compile(r"</{0}\s*>".format(tag), re.I) for tag in ("script", "style")}
 
 
 def tokens(markup):
@@ -38,24 +40,20 @@ def tokens(markup):
     Comments and declarations are skipped. script and style come as one self-closing start tag: the raw
     text they hold is never shown, so it is skipped with their end tag.
     """
-    position, size = 0, len(markup)
-    while position < size:
-        token = _TOKEN.match(markup, position)
-        position = token.end()
-        text, tag, end_tag = token.group("text", "tag", "end_tag")
-        if text is not None:
-            yield TEXT, html.unescape(text), "", False
-        elif end_tag is not None:
-            yield END, end_tag.lower(), "", False
-        elif tag is not None:
-            tag = tag.lower()
-            if tag in _RAW_TEXT_END:
-                raw_end = _RAW_TEXT_END[tag].search(markup, position)
-                position = raw_end.end() if raw_end else size
-                yield START, tag, "", True
-                continue
-            attrs = token.group("attrs")
-            yield START, tag, attrs, attrs.endswith("/") and _SELF_CLOSING.search(attrs) is not None
+    for token in _TOKEN.finditer(markup):
+        kind = token.lastgroup
+        if kind == "text":
+            text = token.group(kind)
+            yield TEXT, html.unescape(text) if "&" in text else text, "", False
+        elif kind == "attrs":
+            if not token.group().endswith(">"):
+                continue        # a tag still open at the end of the input is dropped, as browsers drop it
+            attrs = token.group(kind)
+            yield START, token.group("tag").lower(), attrs, attrs.endswith("/") and _SELF_CLOSING.search(attrs) is not None
+        elif kind == "end_tag":
+            yield END, token.group(kind).lower(), "", False
+        elif kind == "raw":
+            yield START, token.group(kind).lower(), "", True
 
 
 def href_of(attrs):

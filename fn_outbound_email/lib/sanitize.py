@@ -11,6 +11,8 @@ with no attribute but a checked href, text escaped, every element closed in
 order. Whatever the input holds, nothing else can come out.
 """
 
+import collections
+
 from markupsafe import Markup, escape
 
 from fn_outbound_email.lib.html_tokens import END, START, TEXT, href_of, tokens
@@ -29,17 +31,17 @@ def sanitize_html(html):
     if html is None:
         return Markup("")
     out = []
-    open_tags = []              # allowed elements written and not yet closed, innermost last
-    dropped = []                # dropped elements we are inside, innermost last
+    open_tags = _OpenElements()       # allowed elements written and not yet closed
+    dropped = _OpenElements()         # dropped elements we are inside
     for kind, value, attrs, self_closing in tokens(str(html)):
         if kind is TEXT:
             if not dropped:
                 out.append(escape(value))
         elif value in DROPPED_WITH_CONTENT:
             if kind is START and not self_closing:
-                dropped.append(value)
+                dropped.push(value)
             elif kind is END:
-                _close(dropped, value)
+                dropped.close(value)
         elif dropped or value not in ALLOWED_TAGS:
             continue                # a tag not allowed is left out and its content kept
         elif kind is START:
@@ -49,22 +51,45 @@ def sanitize_html(html):
             if self_closing:
                 out.append("</{0}>".format(value))
             else:
-                open_tags.append(value)
+                open_tags.push(value)
         else:
             # closing an outer element closes the ones still open inside it; an end tag of nothing open is dropped
-            out.extend("</{0}>".format(tag) for tag in _close(open_tags, value))
-    out.extend("</{0}>".format(tag) for tag in reversed(open_tags))
+            out.extend("</{0}>".format(tag) for tag in open_tags.close(value))
+    out.extend("</{0}>".format(tag) for tag in open_tags.close_all())
     return Markup("".join(out))
 
 
-def _close(stack, tag):
-    """Pop the innermost ``tag`` and everything opened after it; return them, innermost first."""
-    if tag not in stack:
-        return []
-    position = len(stack) - 1 - stack[::-1].index(tag)
-    closed = stack[position:]
-    del stack[position:]
-    return closed[::-1]
+class _OpenElements:
+    """The names of the open elements, innermost last; whether a name is open is answered without a scan
+    (rich text with thousands of nested or stray tags must not take quadratic time)."""
+
+    def __init__(self):
+        self._stack = []
+        self._counts = collections.Counter()
+
+    def __bool__(self):
+        return bool(self._stack)
+
+    def push(self, tag):
+        self._stack.append(tag)
+        self._counts[tag] += 1
+
+    def close(self, tag):
+        """Pop the innermost ``tag`` and everything opened after it; return them, innermost first."""
+        if not self._counts[tag]:
+            return []
+        closed = []
+        while True:
+            inner = self._stack.pop()
+            self._counts[inner] -= 1
+            closed.append(inner)
+            if inner == tag:
+                return closed
+
+    def close_all(self):
+        closed, self._stack = self._stack[::-1], []
+        self._counts.clear()
+        return closed
 
 
 def _start_tag(tag, attrs):
