@@ -36,6 +36,7 @@ class ReceivedMessage:
     data: bytes
     tls: bool = False            # the session was encrypted (STARTTLS or implicit TLS)
     auth_user: str = None        # who logged in, when AUTH was used
+    ehlo_name: str = None        # the name the client gave in EHLO/HELO
 
     @property
     def message(self):
@@ -61,7 +62,8 @@ class RecordingHandler:
             self.messages.append(ReceivedMessage(
                 envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
                 tls=session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
-                auth_user=login.login.decode() if isinstance(login, LoginPassword) else None))
+                auth_user=login.login.decode() if isinstance(login, LoginPassword) else None,
+                ehlo_name=session.host_name))
         return "250 OK: queued"
 
 

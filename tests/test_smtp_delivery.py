@@ -119,6 +119,17 @@ def test_starttls_not_offered_is_explained():
         assert "does not offer STARTTLS" in str(raised.value)
 
 
+def test_the_ehlo_name_is_looked_up_once_per_process(monkeypatch):
+    expected = smtp_transport.ehlo_name()
+    lookups = []
+    monkeypatch.setattr(socket, "getfqdn", lambda *args: lookups.append(args) or "looked-up.example")
+    with SmtpTestServer() as server:
+        send(mailer(server.port))
+        send(mailer(server.port))
+        assert [message.ehlo_name for message in server.messages] == [expected, expected]
+    assert lookups == [], "smtplib looked the host name up again for a connection"
+
+
 def test_server_down_is_refused_connection(monkeypatch):
     monkeypatch.setattr(smtp_transport, "BACKOFF_SECONDS", 0)
     port = free_port()

@@ -7,6 +7,7 @@ backoff; once the message data has been sent the outcome may be a delivered
 mail, so a failure from then on is reported as uncertain and never retried.
 """
 
+import functools
 import logging
 import re
 import smtplib
@@ -47,6 +48,13 @@ def _abandon_transaction(smtp, code):
         smtp.rset()
     except (smtplib.SMTPException, OSError):
         smtp.close()
+
+
+@functools.lru_cache(maxsize=None)
+def ehlo_name():
+    """The name this host gives in EHLO, as smtplib works it out, once per process: smtplib looks the host
+    name up (a reverse DNS query where /etc/hosts does not have it) for every connection otherwise."""
+    return smtplib.SMTP().local_hostname        # no server given: nothing is connected
 
 
 class PasswordAuthenticator:
@@ -143,10 +151,11 @@ class SmtpTransport:
         # host given to the constructor (which connects): smtplib keeps it for TLS server_hostname checks
         try:
             if settings.ssl_mode == "ssl":
-                smtp = smtplib.SMTP_SSL(settings.smtp_server, settings.smtp_port, timeout=settings.timeout,
-                                        context=tls_context(settings.ssl_verify))
+                smtp = smtplib.SMTP_SSL(settings.smtp_server, settings.smtp_port, local_hostname=ehlo_name(),
+                                        timeout=settings.timeout, context=tls_context(settings.ssl_verify))
             else:
-                smtp = smtplib.SMTP(settings.smtp_server, settings.smtp_port, timeout=settings.timeout)
+                smtp = smtplib.SMTP(settings.smtp_server, settings.smtp_port, local_hostname=ehlo_name(),
+                                    timeout=settings.timeout)
         except smtplib.SMTPConnectError as err:
             raise DeliveryError("The SMTP server {0} greeted with {1}".format(
                 self.server, _reply_text(err.smtp_code, err.smtp_error)),
