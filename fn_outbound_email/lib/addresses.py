@@ -65,7 +65,7 @@ def _ascii_domain(domain, input_name, original):
 def parse_address(text, input_name):
     """Parse one address (``user@example.com`` or ``Name <user@example.com>``) into an Address."""
     check_header_text(text, input_name)
-    name, addr_spec = parseaddr(text, strict=True) if _parseaddr_has_strict() else parseaddr(text)
+    name, addr_spec = parseaddr(text, strict=True) if _PARSEADDR_HAS_STRICT else parseaddr(text)
     if not addr_spec or addr_spec.count("@") != 1:
         raise ValueError("{0}: '{1}' is not a valid email address".format(input_name, text))
     local, domain = addr_spec.split("@")
@@ -109,3 +109,6 @@ def _parseaddr_has_strict():
         return True
     except TypeError:
         return False
+
+
+_PARSEADDR_HAS_STRICT = _parseaddr_has_strict()

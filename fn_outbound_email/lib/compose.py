@@ -173,7 +173,7 @@ def _text_part(text, subtype):
     """A UTF-8 text part: 7bit when that is safe, else quoted-printable (S/MIME and old relays want 7-bit
     clean). Lines are split as the email package splits them (on CR, LF and CRLF of the encoded bytes)."""
     lines = text.encode("utf-8").splitlines()
-    if text.isascii() and all(len(line) <= MAX_7BIT_LINE for line in lines):
+    if text.isascii() and max(map(len, lines), default=0) <= MAX_7BIT_LINE:
         encoding, encoded = "7bit", b"\r\n".join(lines) + b"\r\n"
     else:
         encoding = "quoted-printable"
