@@ -2,13 +2,15 @@
 """Delivery over plain SMTP, STARTTLS and implicit TLS, with AUTH, against real aiosmtpd servers."""
 
 import logging
+import os
 import socket
 import ssl
 import threading
 
 import pytest
 
-from fn_outbound_email.lib import smtp_transport
+from fn_outbound_email.lib import compose, smtp_transport
+from fn_outbound_email.lib.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
@@ -188,3 +190,48 @@ def test_settings_repr_hides_secrets():
                                                     "token_url": "https://t", "refresh_token": "rt-789"}})
     text = repr(settings)
     assert "pw-123" not in text and "cs-456" not in text and "rt-789" not in text
+
+
+class _RecordingSmtp:
+    def __init__(self):
+        self.writes = []
+
+    def send(self, data):
+        self.writes.append(bytes(data))
+
+
+@pytest.mark.parametrize("message, writes", [
+    (b"", [b"\r\n.\r\n"]),
+    (b"one line\r\n", [b"one line\r\n.\r\n"]),                     # a small message and its dot: one write
+    (b"no line end", [b"no line end\r\n.\r\n"]),
+    (b".starts with a dot\r\n.\r\n", [b"..starts with a dot\r\n..\r\n.\r\n"]),
+])
+def test_message_data_is_dot_stuffed_and_terminated(message, writes):
+    smtp = _RecordingSmtp()
+    smtp_transport.SmtpTransport._send_data(smtp, message)
+    assert smtp.writes == writes
+
+
+def test_a_big_message_goes_in_line_aligned_chunks_the_last_with_the_dot():
+    line = b".a line of the message, some starting with a dot\r\n"
+    message = line * (3 * smtp_transport.DATA_CHUNK_BYTES // len(line))
+    smtp = _RecordingSmtp()
+    smtp_transport.SmtpTransport._send_data(smtp, message)
+    assert len(smtp.writes) == 3
+    assert all(write.endswith(b"\r\n") and write.startswith(b"..") for write in smtp.writes)
+    assert b"".join(smtp.writes) == message.replace(b"\r\n.", b"\r\n..").replace(b".a", b"..a", 1) + b".\r\n"
+
+
+def test_a_message_over_a_mebibyte_arrives_intact():
+    data = os.urandom(3 * smtp_transport.DATA_CHUNK_BYTES // 2)
+    headers = compose.OuterHeaders(sender=parse_address("soar@example.com", "mail_from"),
+                                   to=[parse_address("alice@example.com", "mail_to")], subject="big")
+    message = compose.assemble(headers, compose.build_content(".dot line\n" * 1000,
+                                                              [compose.Attachment("big.bin", data)]))
+    with SmtpTestServer() as server:
+        transport = smtp_transport.SmtpTransport(load_settings({"fn_outbound_email": {
+            "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "from_email_address": "soar@example.com"}}))
+        transport.deliver("soar@example.com", ["alice@example.com"], message)
+        received = server.messages[0].message
+    assert received.get_body().get_content() == ".dot line\n" * 1000
+    assert [part.get_payload(decode=True) for part in received.iter_attachments()] == [data]

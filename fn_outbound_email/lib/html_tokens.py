@@ -49,7 +49,8 @@ def tokens(markup):
             if not token.group().endswith(">"):
                 continue        # a tag still open at the end of the input is dropped, as browsers drop it
             attrs = token.group(kind)
-            yield START, token.group("tag").lower(), attrs, attrs.endswith("/") and _SELF_CLOSING.search(attrs) is not None
+            self_closing = attrs.endswith("/") and _SELF_CLOSING.search(attrs) is not None
+            yield START, token.group("tag").lower(), attrs, self_closing
         elif kind == "end_tag":
             yield END, token.group(kind).lower(), "", False
         elif kind == "raw":

@@ -269,7 +269,7 @@ class SmtpTransport:
         position, size = 0, len(message)
         terminator = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
         while True:
-            end = message.find(b"\n", min(position + DATA_CHUNK_BYTES, size) - 1) if position < size else -1
+            end = message.find(b"\n", min(position + DATA_CHUNK_BYTES, size) - 1)
             end = size if end == -1 else end + 1
             chunk = _LINE_STARTING_WITH_DOT.sub(b"..", message[position:end])
             if end >= size:
