@@ -34,9 +34,7 @@ def email_package_entity_bytes(body, attachments=(), html=None, boundaries=()):
     if attachments:
         entity.make_mixed(boundary=boundaries.pop())
         for attachment in attachments:
-            content_type = attachment.content_type or compose.mimetypes.guess_type(attachment.name)[0] or \
-                "application/octet-stream"
-            maintype, _, subtype = content_type.partition("/")
+            maintype, subtype = attachment.mime_type
             entity.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
                                   filename=compose.safe_attachment_name(attachment.name))
     return entity.as_bytes(policy=compose.SMTP_POLICY)

@@ -10,7 +10,7 @@ import re
 from email.headerregistry import Address
 from email.utils import parseaddr
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 # RFC 5322 atext plus dot, as SMTP servers accept it in an envelope local part
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -18,7 +18,7 @@ _DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 def check_header_text(value, input_name):
     """Return ``value`` unchanged, or raise ValueError when it holds a control character."""
-    if value is not None and _CONTROL_CHARS.search(value):
+    if value is not None and CONTROL_CHARS.search(value):
         raise ValueError("{0} contains a line break or control character, which is not allowed in a mail "
                          "header: {1!r}".format(input_name, value))
     return value

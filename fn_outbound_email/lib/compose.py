@@ -27,8 +27,8 @@ from email.utils import format_datetime, make_msgid
 from typing import List, Optional
 
 from fn_outbound_email.lib import html_tokens
-from fn_outbound_email.lib.addresses import check_header_text
-from fn_outbound_email.lib.html_tokens import END, TEXT
+from fn_outbound_email.lib.addresses import CONTROL_CHARS, check_header_text
+from fn_outbound_email.lib.html_tokens import END, TEXT, looks_like_html
 
 SMTP_POLICY = policy.SMTP
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
@@ -38,12 +38,10 @@ _CELL_TAGS = frozenset(("td", "th"))
 _BLOCK_TAGS = frozenset(("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre",
                          "blockquote"))
 _HIDDEN_TAGS = frozenset(("script", "style", "head", "title"))
-_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>")
 # printable ASCII, single spaces, no edge spaces, no '=?' (an encoded word would be decoded and re-encoded)
 _PLAIN_HEADER = re.compile(r"^(?!.*=\?)(?!.*  )[!-~](?:[ -~]*[!-~])?$")
 _SPACES = re.compile(r"[ \t\xa0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
 
 
@@ -52,6 +50,13 @@ class Attachment:
     name: str
     content: bytes
     content_type: Optional[str] = None
+
+    @property
+    def mime_type(self):
+        """(maintype, subtype): as given, else guessed from the name, else application/octet-stream."""
+        content_type = self.content_type or mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+        maintype, _, subtype = content_type.partition("/")
+        return maintype or "application", subtype or "octet-stream"
 
 
 @dataclass
@@ -64,11 +69,6 @@ class OuterHeaders:
     in_reply_to: Optional[str] = None
     importance: Optional[str] = None   # low / normal / high
     date: Optional[object] = None      # datetime; now when None
-
-
-def looks_like_html(body):
-    """True when the text contains at least one HTML element (a start, end or empty tag)."""
-    return bool(body) and "<" in body and _HTML_TAG.search(body) is not None
 
 
 def html_to_text(body):
@@ -130,7 +130,7 @@ def safe_attachment_name(name):
     is tempted to treat it as one.
     """
     base = posixpath.basename(ntpath.basename(str(name or "")))
-    base = _CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
+    base = CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
     return base
 
 
@@ -204,14 +204,12 @@ def _attachment_part(attachment):
 
     Text attachments are sent as bytes too: their charset is unknown.
     """
-    content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or "application/octet-stream"
-    maintype, _, subtype = content_type.partition("/")
+    maintype, subtype = attachment.mime_type
     content = attachment.content
     if isinstance(content, str):
         content = content.encode("utf-8")
     part = MIMEPart(policy=SMTP_POLICY)
-    part.set_content(b"", maintype=maintype or "application", subtype=subtype or "octet-stream",
-                     filename=safe_attachment_name(attachment.name))
+    part.set_content(b"", maintype=maintype, subtype=subtype, filename=safe_attachment_name(attachment.name))
     # headers, the blank line and (for no bytes) an empty body; the email package would hold a big attachment
     # several times over (base64 str, its lines, the generator's copy), so the body is encoded into the output
     return [part.as_bytes(policy=SMTP_POLICY), _Base64Body(content)]

@@ -27,7 +27,14 @@ _TOKEN = re.compile(r"""
 """, re.S | re.X | re.I)
 # '<br/>', '<p />', '<img src="x"/>'; in '<a href=x/>' the slash belongs to the value
 _SELF_CLOSING = re.compile(r"""(?:^|[\s"'])/$""")
+# an element: a start, end or empty tag (a lone '<' or a comment makes no text HTML)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(\s[^<>]*)?/?>")
 _HREF = re.compile(r"""(?:^|\s)href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
+
+
+def looks_like_html(text):
+    """True when the text contains at least one HTML element (a start, end or empty tag)."""
+    return bool(text) and "<" in text and _HTML_TAG.search(text) is not None
 
 
 def tokens(markup):

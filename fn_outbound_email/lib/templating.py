@@ -19,8 +19,8 @@ from collections import OrderedDict
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from fn_outbound_email.lib.compose import looks_like_html
 from fn_outbound_email.lib.errors import TemplateError
+from fn_outbound_email.lib.html_tokens import looks_like_html
 from fn_outbound_email.lib.sanitize import sanitize_html
 from fn_outbound_email.lib.template_helper import TemplateHelper
 
