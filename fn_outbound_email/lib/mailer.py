@@ -177,8 +177,9 @@ class Mailer:
     def deliver(self, prepared):
         started = time.monotonic()
         report = self._transport.deliver(prepared.envelope_from, prepared.recipients, prepared.message)
-        LOG.info("Sent %s (%d bytes) to %d recipient(s), %d refused, in %.2f s", prepared.message_id,
-                 len(prepared.message), len(report.accepted), len(report.refused), time.monotonic() - started)
+        LOG.info("Sent %s (%s bytes) to %s recipient(s), %s refused, in %s s", prepared.message_id,
+                 len(prepared.message), len(report.accepted), len(report.refused),
+                 "{0:.2f}".format(time.monotonic() - started))
         return SendOutcome(body=prepared.body, sender=prepared.sender, message_id=prepared.message_id,
                            accepted=report.accepted, refused=report.refused,
                            attachments_sent=prepared.attachments_sent,

@@ -214,7 +214,7 @@ class OAuth2TokenProvider:
         lifetime = _lifetime_seconds(answer)
         cache.access_token = answer["access_token"]
         cache.expires_at = started + lifetime - EXPIRY_MARGIN_SECONDS
-        LOG.info("OAuth2: new access token from %s for client_id %s, valid for %d s", settings.token_url,
+        LOG.info("OAuth2: new access token from %s for client_id %s, valid for %s s", settings.token_url,
                  settings.client_id, lifetime)
         rotated = answer.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != cache.refresh_token:

@@ -121,8 +121,8 @@ class SmtpTransport:
                     raise
                 attempt += 1
                 delay = BACKOFF_SECONDS * (2 ** (attempt - 1))
-                LOG.warning("Transient SMTP failure (%s); retry %d of %d in %.1f s",
-                            err, attempt, self._settings.retries, delay)
+                LOG.warning("Transient SMTP failure (%s); retry %s of %s in %s s",
+                            err, attempt, self._settings.retries, "{0:.1f}".format(delay))
                 time.sleep(delay)
 
     def check_connection(self):

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Selftest: `resilient-circuits selftest -l fn-outbound-email`.
+"""Selftest: `resilient-circuits selftest -l fn_outbound_email`.
 
 Connects exactly as sending does (TLS mode, certificate check, AUTH with the
 password or XOAUTH2 after a token refresh), then NOOP and QUIT. No mail is
