@@ -24,6 +24,7 @@ actions_test_component.ResilientTestActions.__init__.__defaults__ = ("localhost"
 # --- the SMTP server the app of a test module sends to ----------------------------------------------------------
 import pytest  # noqa: E402
 
+from tests.app_log import app_log  # noqa: E402,F401  (fixture)
 from tests.smtp_server import SmtpTestServer  # noqa: E402
 from tests.soar_mock import SoarMock  # noqa: E402
 
