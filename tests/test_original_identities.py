@@ -8,13 +8,17 @@ make sure the build's own copy of those facts (original_identities.json) is deri
     python -m tests.test_original_identities [export.res]   # prints how many identities match
 """
 
+import dataclasses
 import io
 import json
 import os
 import sys
 import xml.etree.ElementTree as ET
 
-from fn_outbound_email.util.customizations import build, identities
+import pytest
+
+from fn_outbound_email.util.customizations import build, identities, soar_objects
+from fn_outbound_email.util.customizations import definitions as defs
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "original_identifiers.json")
 SHARED_REFERENCE = "/work/shared/reference/original_identifiers.json"   # where the reference was first written
@@ -171,6 +175,41 @@ def test_the_checks_catch_a_changed_identity():
         "function send_email input mail_to/required", "function send_email2 input mail_to/required",
         "playbook outbound_email_reply_to_message input mail_template_select/values",
         "playbook outbound_email_reply_to_message/display_name"]
+
+
+def test_objects_of_ours_alone_have_stable_uuids_of_their_own():
+    reference, export = load_json(REFERENCE), load_json(build.EXPORT_RES)
+    original_uuids = {value for key, value in _walk(reference) if key in ("uuid", "select_value_uuid")}
+    (activity,) = [field for field in export["fields"] if field["export_key"] == "actioninvocation/mail_template_select"]
+    assert activity["uuid"] == soar_objects.stable_uuid("field/actioninvocation/mail_template_select")
+    reply = [item for item in export["playbooks"] if item["name"] == "outbound_email_reply_to_message"][0]
+    extra_to = reply["fields_type"]["fields"]["mail_to"]
+    assert extra_to["uuid"] == soar_objects.stable_uuid("playbook/outbound_email_reply_to_message/input/mail_to")
+    assert (extra_to["text"], extra_to.get("required")) == ("To", None)      # an optional extra
+    ours_alone = {value for key, value in _walk(export) if key == "uuid" and value} - original_uuids
+    assert activity["uuid"] in ours_alone and extra_to["uuid"] in ours_alone
+    # the activity field and 6 extra playbook inputs (reply: mail_to, mail_encryption_key; incident HTML2:
+    # mail_merge_body; task HTML2: mail_subject, mail_body, mail_merge_body), nothing else
+    assert len(ours_alone) == 7
+
+
+def test_build_refuses_definitions_that_drop_or_rename_an_original_input(monkeypatch):
+    reply = [item for item in defs.PLAYBOOKS if item.name == "outbound_email_reply_to_message"][0]
+    without_from = dataclasses.replace(reply, inputs=tuple(item for item in reply.inputs
+                                                           if getattr(item, "name", None) != "mail_from"))
+    monkeypatch.setattr(defs, "PLAYBOOKS", tuple(without_from if item is reply else item for item in defs.PLAYBOOKS))
+    with pytest.raises(ValueError, match="outbound_email_reply_to_message must keep the original's"):
+        build.build_document()
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
 
 
 def test_reference_copy_is_the_shared_reference():
