@@ -108,7 +108,8 @@ def identity_checks(reference, export):
     for original in reference["scripts"]:
         owner = playbooks.get(original["playbook_handle"]) if original["playbook_handle"] else None
         pool = {item["name"]: item for item in owner["local_scripts"]} if owner else scripts
-        yield from _compare("script " + original["scope"] + " " + original["name"], original, pool.get(original["name"]),
+        where = "script {0} {1}".format(original["scope"], original["name"])
+        yield from _compare(where, original, pool.get(original["name"]),
                             ("uuid", "export_key", "programmatic_name", "object_type", "language", "playbook_handle",
                              "enabled"))
 
@@ -180,7 +181,8 @@ def test_the_checks_catch_a_changed_identity():
 def test_objects_of_ours_alone_have_stable_uuids_of_their_own():
     reference, export = load_json(REFERENCE), load_json(build.EXPORT_RES)
     original_uuids = {value for key, value in _walk(reference) if key in ("uuid", "select_value_uuid")}
-    (activity,) = [field for field in export["fields"] if field["export_key"] == "actioninvocation/mail_template_select"]
+    (activity,) = [field for field in export["fields"]
+                   if field["export_key"] == "actioninvocation/mail_template_select"]
     assert activity["uuid"] == soar_objects.stable_uuid("field/actioninvocation/mail_template_select")
     reply = [item for item in export["playbooks"] if item["name"] == "outbound_email_reply_to_message"][0]
     extra_to = reply["fields_type"]["fields"]["mail_to"]
@@ -237,7 +239,8 @@ def test_build_identities_are_derived_from_the_reference():
 
 
 if __name__ == "__main__":
-    checked, failed = mismatches(load_json(REFERENCE), load_json(sys.argv[1] if len(sys.argv) > 1 else build.EXPORT_RES))
+    export_path = sys.argv[1] if len(sys.argv) > 1 else build.EXPORT_RES
+    checked, failed = mismatches(load_json(REFERENCE), load_json(export_path))
     for what, expected, actual in failed:
         print("MISMATCH {0}: original {1!r}, ours {2!r}".format(what, expected, actual))
     print("identities matching the original: {0} of {1}".format(checked - len(failed), checked))

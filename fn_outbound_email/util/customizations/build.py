@@ -50,8 +50,11 @@ def check_keeps(original, ours, where):
 
 
 def _form_key(item):
-    return item.name if not isinstance(item, (defs.Separator, dict)) else \
-        item["name"] if isinstance(item, dict) and "name" in item else "<separator>"
+    """The name of an activation-form item, ours (definitions) or the original's (identities); one key for
+    every separator."""
+    if isinstance(item, defs.Separator) or (isinstance(item, dict) and "name" not in item):
+        return "<separator>"
+    return item["name"] if isinstance(item, dict) else item.name
 
 
 class _Builder(object):

@@ -101,8 +101,9 @@ FUNCTION_INPUTS = (
           placeholder="original-id@example.com"),
     Known("mail_importance", "Importance and X-Priority headers (high 1, normal 3, low 5)"),
     Known("mail_merge_body", "true: append mail_body to the rendered template (e.g. to quote the message replied to)"),
-    Known("mail_encryption_recipients", "PEM certificates of the recipients; given: the mail is S/MIME encrypted to "
-                                        "them", placeholder="-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"),
+    Known("mail_encryption_recipients",
+          "PEM certificates of the recipients; given: the mail is S/MIME encrypted to them",
+          placeholder="-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"),
 )
 
 SEND_EMAIL = Function(
