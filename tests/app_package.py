@@ -34,22 +34,26 @@ def sdk_executable():
 
 
 SKIPPED_DIRS = {".git", "dist", "build", "__pycache__", ".tox", ".pytest_cache", ".eggs", "outbox"}
+# backups `resilient-sdk codegen --reload` leaves (customize.py-<timestamp>.bak, ...): never part of the package,
+# and MANIFEST.in excludes them from the sdist
+BACKUP_SUFFIX = ".bak"
 
 
-def source_files(prefix=""):
-    """Paths (relative to the repository) of the files git would commit under prefix: tracked or new, not
-    ignored. Without git (an unpacked sdist), every file but builds and caches."""
+def source_files(prefix="", root=ROOT):
+    """Paths (relative to root) of the files git would commit under prefix: tracked or new, not ignored, no
+    codegen backup. Without git (an unpacked sdist), every file but builds, caches and backups."""
     try:
         listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
-                                  prefix or "."], cwd=ROOT, check=True, capture_output=True).stdout.decode("utf-8")
+                                  prefix or "."], cwd=root, check=True, capture_output=True).stdout.decode("utf-8")
         names = listing.split("\0")
     except (OSError, subprocess.CalledProcessError):
         names = []
-        for folder, subfolders, files in os.walk(os.path.join(ROOT, prefix)):
+        for folder, subfolders, files in os.walk(os.path.join(root, prefix)):
             subfolders[:] = [name for name in subfolders if name not in SKIPPED_DIRS and not name.endswith(".egg-info")]
-            names.extend(os.path.relpath(os.path.join(folder, name), ROOT) for name in files)
+            names.extend(os.path.relpath(os.path.join(folder, name), root) for name in files)
     # a tracked file deleted in the work tree is not part of the package
-    return {name for name in names if name and os.path.isfile(os.path.join(ROOT, name))}
+    return {name for name in names
+            if name and not name.endswith(BACKUP_SUFFIX) and os.path.isfile(os.path.join(root, name))}
 
 
 def copy_source_tree(destination):

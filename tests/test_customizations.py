@@ -32,13 +32,13 @@ TABLE_COLUMNS = [("date_sent", "datetimepicker"), ("status", "text"), ("source",
                  ("from", "text"), ("recipients", "textarea"), ("subject", "text"), ("body", "textarea"),
                  ("attachments", "text"), ("importance", "text"), ("message_id", "text"), ("in_reply_to", "text")]
 PLAYBOOKS = {  # name: (display name, object, function, post-processing script, offers a template choice)
-    "pb_example_send_incident_email_html": ("Send Incident Email HTML (PB)", "incident", "send_email",
+    "pb_example_send_incident_email_html": ("Send Incident Email HTML (PB) Example", "incident", "send_email",
                                             "Save Outbound Email Results", False),
-    "example_send_incident_email_text": ("Send Incident Email Text (PB)", "incident", "send_email",
+    "example_send_incident_email_text": ("Send Incident Email Text (PB) Example", "incident", "send_email",
                                          "Process Results", False),
     "send_incident_email_html2_pb_example": ("Send Incident Email HTML2 (PB) Example", "incident", "send_email2",
                                              "Save Outbound Email Results", True),
-    "example_send_task_email_html": ("Send Task Email HTML (PB)", "task", "send_email",
+    "example_send_task_email_html": ("Send Task Email HTML (PB) Example", "task", "send_email",
                                      "Save Outbound Email Results", False),
     "example_send_task_email_html2": ("Send Task Email HTML2 (PB) Example", "task", "send_email2",
                                       "Save Outbound Email Results", True),
@@ -160,8 +160,12 @@ def test_playbooks_follow_the_naming_chain_and_resolve_every_reference(export):
         assert isinstance(playbook["description"]["content"], str)
 
         # activation form: dict of the playbook's own inputs, each shown once, in the form's view items
-        form_uuids = [item["content"] for item in playbook["manual_settings"]["view_items"]]
-        assert all(item["field_type"] == handle for item in playbook["manual_settings"]["view_items"])
+        view_items = playbook["manual_settings"]["view_items"]
+        form_uuids = [item["content"] for item in view_items if item["element"] == "field_uuid"]
+        assert all(item["field_type"] == handle for item in view_items if item["element"] == "field_uuid")
+        assert all(item["field_type"] is None and item["content"] for item in view_items
+                   if item["element"] == "html")
+        assert {item["element"] for item in view_items} <= {"field_uuid", "html"}
         inputs = fields_type["fields"]
         assert sorted(form_uuids) == sorted(field["uuid"] for field in inputs.values())
         type_ids = {field["type_id"] for field in inputs.values()}
@@ -246,8 +250,9 @@ def test_customize_py_imports_the_export(export):
     assert inputs["mail_incident_id"]["input_type"] == "number" and inputs["mail_merge_body"]["input_type"] == "boolean"
     assert [value["label"] for value in inputs["mail_importance"]["values"]] == ["high", "normal", "low"]
     assert [value["label"] for value in inputs["mail_importance"]["values"] if value["default"]] == ["normal"]
-    assert {name for name, field in inputs.items() if field.get("required") == "always"} == {
-        "mail_to", "mail_incident_id", "mail_importance"}
+    # the original's contract: only mail_importance is required (the app checks mail_to and mail_incident_id
+    # when it runs, with a clear error)
+    assert {name for name, field in inputs.items() if field.get("required") == "always"} == {"mail_importance"}
     assert "email_message_id" in inputs
     assert [name for name, _ in TABLE_COLUMNS] == [
         column["name"] for column in sorted(decoded["types"][0]["fields"].values(), key=lambda c: c["order"])]
@@ -346,9 +351,51 @@ def test_reply_to_message_answers_the_row_sender_quoting_the_original(export):
     assert inputs.mail_incident_id == 2095 and inputs.mail_importance == "normal"
     assert inputs.mail_body.startswith("Thanks, we are on it.<br>\nSOC")
     assert "On 2025-01-01 12:00 UTC, Eve Reporter &lt;eve@example.org&gt; wrote:" in inputs.mail_body
-    assert "<blockquote" in inputs.mail_body and "<p>I saw a <b>strange</b> login.</p>" in inputs.mail_body
+    # the original is quoted as text: its words, none of its markup
+    assert "<blockquote" in inputs.mail_body and ">I saw a strange login.</blockquote>" in inputs.mail_body
     assert inputs.mail_template_label is None and inputs.mail_inline_template is None
+    assert inputs.mail_from is None and inputs.mail_message_id is None
     assert compose.normalize_message_id(inputs.mail_in_reply_to, "mail_in_reply_to") == "<abc.123@mail.example.org>"
+
+
+# active content an inbound mail or a task may carry
+HOSTILE_HTML = ('<p>Hello <b>team</b></p><script>alert("x")</script>'
+                '<img src="https://track.example/p.gif" width="1" height="1">'
+                '<a href="javascript:alert(1)" onclick="steal()">click here</a>'
+                '<form action="https://evil.example/"><input name="pw" type="password"></form>'
+                '<style>body { display: none }</style><iframe src="https://evil.example/"></iframe>'
+                '<!-- <script>hidden()</script> -->&lt;script&gt;shown()&lt;/script&gt;')
+ACTIVE_CONTENT = ("<script", "javascript:", "<img", "<form", "<input", "<iframe", "<style", "onclick", "alert(",
+                  "hidden()", "track.example", "evil.example")
+
+
+def test_reply_quotes_a_hostile_original_as_inert_text(export):
+    row = dict(ORIGINAL_ROW, body=HOSTILE_HTML)
+    for template in (None, "reply_header"):
+        inputs = run_pre_processing(export, "outbound_email_reply_to_message",
+                                    {"mail_body": TextArea("Noted <b>ok</b>"), "mail_merge_body": True,
+                                     "mail_template_select": template}, incident=incident(), row=row)
+        body = inputs.mail_body
+        assert not [bad for bad in ACTIVE_CONTENT if bad in body.lower()], body
+        assert "Hello team" in body and "click here" in body
+        # text that looked like markup in the original shows as text
+        assert "&lt;script&gt;shown()&lt;/script&gt;" in body
+        assert body.startswith("Noted &lt;b&gt;ok&lt;/b&gt;<br>")
+        assert inputs.mail_template_label == template
+
+
+def test_reply_takes_the_original_form_inputs_from_and_generate_message_id(export):
+    inputs = run_pre_processing(export, "outbound_email_reply_to_message",
+                                {"mail_from": "SOC <soc@example.com>", "mail_message_id": True,
+                                 "mail_cc": "lead@example.com", "mail_attachments": "report.pdf",
+                                 "mail_body": TextArea("Done.")},
+                                incident=incident(), row=dict(ORIGINAL_ROW))
+    assert inputs.mail_from == "SOC <soc@example.com>"
+    assert (inputs.mail_cc, inputs.mail_attachments) == ("lead@example.com", "report.pdf")
+    generated = compose.normalize_message_id(inputs.mail_message_id, "mail_message_id")
+    assert generated and generated != "<abc.123@mail.example.org>"
+    assert inputs.mail_in_reply_to == "<abc.123@mail.example.org>"
+    assert (inputs.mail_body, inputs.mail_merge_body) == ("Done.", None)
 
 
 def test_reply_with_a_template_puts_the_reply_after_it_and_keeps_a_re_subject(export):
@@ -419,8 +466,55 @@ def test_task_html2_notice_shows_task_text_literally_never_as_template_code(expo
     html = render(inputs.mail_inline_template)
     assert "49" not in html
     assert "Notify &#123;&#123; 7*7 &#125;&#125; &lt;ISP&gt;" in html
-    assert "<p>Call the &#123;% carrier %&#125;</p>" in html
+    # rich text instructions keep their formatting and show template syntax as text
+    assert "<p>Call the {% carrier %}</p>" in html
     assert 'href="https://soar.example.com/#incidents/2095?taskId=994"' in html
+
+
+@pytest.mark.parametrize("playbook_name, body_input", [("example_send_task_email_html2", "mail_inline_template"),
+                                                        ("example_send_task_email_html", "mail_body_html")])
+def test_task_notice_passes_hostile_instructions_through_safe_html(export, playbook_name, body_input):
+    # quotes and backslashes try to end the string literal the instructions are written in
+    instructions = HOSTILE_HTML + '<p>{{ 7*7 }}</p>" }}{{ 8*8 }}{{ "\\" }}{{ 9*9 }}\\" }}{{ 6*6 }}'
+    task = SoarObject(id=994, name="Contain host", instructions=instructions)
+    inputs = run_pre_processing(export, playbook_name, {"mail_to": "ops@example.com"}, incident=incident(),
+                                task=task)
+    html = render(getattr(inputs, body_input))
+    instructions_html = html.split("Instructions</h3>", 1)[1]
+    assert not [bad for bad in ACTIVE_CONTENT if bad in instructions_html.lower()], instructions_html
+    assert not {"49", "64", "81", "36"} & set(re.findall(r"\d+", instructions_html))
+    assert "<p>Hello <b>team</b></p>" in instructions_html and "click here" in instructions_html
+    assert "{{ 7*7 }}" in instructions_html
+
+
+def test_task_html2_threads_to_the_incident_email_when_asked(export):
+    task = SoarObject(id=994, name="Contain host", instructions=None)
+    threaded = run_pre_processing(export, "example_send_task_email_html2",
+                                  {"mail_to": "ops@example.com", "mail_in_reply_to": True,
+                                   "mail_from": "soc@example.com"}, incident=incident(), task=task)
+    assert threaded.mail_in_reply_to == "<inbound-77@mail.example.com>" and threaded.mail_from == "soc@example.com"
+    plain = run_pre_processing(export, "example_send_task_email_html2", {"mail_to": "ops@example.com"},
+                               incident=incident(), task=task)
+    assert plain.mail_in_reply_to is None
+    assert ">-</div>" in render(plain.mail_inline_template)     # no instructions: a dash
+
+
+def test_legacy_playbooks_pass_the_from_input(export):
+    task = SoarObject(id=7, name="Contain host", instructions=None)
+    for name in ("pb_example_send_incident_email_html", "example_send_incident_email_text",
+                 "example_send_task_email_html"):
+        inputs = run_pre_processing(export, name, {"mail_to": "a@example.com", "mail_from": "soc@example.com"},
+                                    incident=incident(), task=task)
+        assert inputs.mail_from == "soc@example.com", name
+
+
+def test_text_playbook_reads_a_hostile_description_as_text(export):
+    text = run_pre_processing(export, "example_send_incident_email_text", {"mail_to": "a@example.com"},
+                              incident=incident(description=HOSTILE_HTML))
+    description = text.mail_body_text.split("Description:\n", 1)[1]
+    assert description.startswith("Hello team\nclick here")
+    assert "alert(" not in description and "hidden()" not in description and "display: none" not in description
+    assert description.endswith("<script>shown()</script>")   # plain text: what the writer typed
 
 
 def test_legacy_playbooks_set_send_email_inputs(export):

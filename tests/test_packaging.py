@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import zipfile
 
@@ -18,6 +19,8 @@ import pytest
 from tests.app_package import ROOT, build_app_zip, copy_source_tree, run_validate, sdk_executable, source_files
 
 VERSION = "3.0.0"
+EXPORT_RES = "fn_outbound_email/util/data/export.res"
+CUSTOMIZE_PY = "fn_outbound_email/util/customize.py"
 SDIST = "fn_outbound_email-{0}.tar.gz".format(VERSION)
 SDIST_ROOT = "fn_outbound_email-{0}/".format(VERSION)
 
@@ -106,6 +109,60 @@ class TestSdist:
 
     def test_sdist_holds_the_payload_samples(self, sdist):
         assert source_files("payload_samples") <= sdist_names(sdist)
+
+
+@pytest.fixture(scope="module")
+def reloaded(tmp_path_factory):
+    """A copy of the tree after `resilient-sdk codegen --reload -e <copy of export.res>`, and its environment."""
+    if not sdk_executable():
+        pytest.skip("resilient-sdk is not installed (pip install '.[test]' brings it, Python >= 3.11)")
+    base = tmp_path_factory.mktemp("codegen")
+    tree = base / "tree"
+    copy_source_tree(str(tree))
+    export = base / "export.res"
+    export.write_bytes((tree / EXPORT_RES).read_bytes())
+    environment = dict(os.environ, HOME=str(base))      # codegen may write its log under ~/.resilient
+    completed = subprocess.run([sdk_executable(), "codegen", "-p", str(tree), "--reload", "-e", str(export)],
+                               cwd=str(tree), env=environment, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return tree, environment
+
+
+class TestCodegenReload:
+    """`resilient-sdk codegen --reload` as a developer runs it, offline: then the build restores the customizations.
+
+    codegen renames customize.py and export.res to *-<time>.bak, then writes both from its own templates and the
+    export it is given (-e; without -e it connects to SOAR). It keeps only objects its reload list names, so the
+    activity field mail_template_select (no rule uses it) is dropped. The export must lie outside the package:
+    codegen renames the package's own export.res before reading -e.
+    """
+
+    @staticmethod
+    def build(tree, environment, *arguments):
+        # run from the copy, so that python -m finds the copy's package first
+        return subprocess.run([sys.executable, "-m", "fn_outbound_email.util.customizations.build"] + list(arguments),
+                              cwd=str(tree), env=environment, capture_output=True, text=True, timeout=60)
+
+    def test_codegen_output_is_stale_and_the_build_restores_export_res_and_customize_py(self, reloaded):
+        tree, environment = reloaded
+        regenerated = json.loads((tree / EXPORT_RES).read_text(encoding="utf-8"))
+        assert "mail_template_select" not in {field["name"] for field in regenerated["fields"]}
+        stale = self.build(tree, environment, "--check")
+        assert stale.returncode == 1 and "is stale" in stale.stdout
+        restored = self.build(tree, environment)
+        assert restored.returncode == 0, restored.stderr
+        assert "wrote {0}".format(tree / EXPORT_RES) in restored.stdout
+        for name in (EXPORT_RES, CUSTOMIZE_PY):
+            with open(os.path.join(ROOT, name), "rb") as ours:
+                assert (tree / name).read_bytes() == ours.read(), name
+        assert self.build(tree, environment, "--check").returncode == 0
+
+    def test_codegen_backups_are_not_package_files(self, reloaded):
+        tree, _ = reloaded
+        backups = {str(path.relative_to(tree)) for path in tree.rglob("*.bak")}
+        assert {name.split("-")[0] for name in backups} == {CUSTOMIZE_PY, EXPORT_RES}
+        assert not backups & source_files(root=str(tree))
+        assert EXPORT_RES in source_files(root=str(tree))
 
 
 class TestContainerFiles:

@@ -48,8 +48,9 @@ class StartupSoarMock(SoarMock):
     layout = None
 
     @classmethod
-    def reset(cls, playbook_types, activity_field=False, current_labels=(), fail_types=()):
+    def reset(cls, playbook_types, activity_field=False, current_labels=(), fail_types=(), fields=None):
         cls.field_types = {name: select_field(name, current_labels) for name in playbook_types}
+        cls.field_types.update(copy.deepcopy(fields or {}))
         if activity_field:
             cls.field_types["actioninvocation"] = select_field("actioninvocation", current_labels)
         cls.fail_types = set(fail_types)
@@ -92,7 +93,7 @@ class StartupSoarMock(SoarMock):
 
 resilient_mock = StartupSoarMock
 try:
-    SHIPPED_FORMS = soar_setup.playbook_types_with_template_select()
+    SHIPPED_FORMS = [handle for handle, _ in soar_setup.playbook_forms_with_template_select()]
 except OSError:          # reported by the first test rather than as a collection error
     SHIPPED_FORMS = []
 # the mock must be ready before the app starts, which happens when the circuits_app fixture is first used
@@ -150,7 +151,8 @@ def write_export(tmp_path, playbooks):
 
 
 def playbook(handle, inputs):
-    return {"name": handle, "fields_type": {"type_name": handle, "fields": {name: {"name": name} for name in inputs}}}
+    return {"name": "pb_" + handle, "display_name": "Playbook " + handle.upper(),
+            "fields_type": {"type_name": handle, "fields": {name: {"name": name} for name in inputs}}}
 
 
 def app_opts(mock_opts, labels, conversations=False):
@@ -193,7 +195,9 @@ class TestRefreshRules:
         with caplog.at_level(logging.WARNING):
             soar_setup.apply_startup_customizations(app_opts(mock_opts, ["One"]), client, export_path=export)
         assert [type_name for type_name, _ in StartupSoarMock.puts] == ["playbook_c"]
-        assert "playbook_a" in caplog.text and "playbook_missing" in caplog.text
+        # named by display name, never by the form's handle
+        assert "Playbook PLAYBOOK_A" in caplog.text and "Playbook PLAYBOOK_MISSING" in caplog.text
+        assert "playbook_a" not in caplog.text and "playbook_missing" not in caplog.text
 
     def test_unreadable_export_is_logged_not_raised(self, soar, tmp_path, caplog):
         client, mock_opts = soar
@@ -223,6 +227,33 @@ class TestRefreshRules:
         soar_setup.apply_startup_customizations(app_opts(mock_opts, [], conversations=False), client,
                                                 export_path=write_export(tmp_path, []))
         assert StartupSoarMock.puts == []
+
+    def test_shipped_placeholder_choices_are_replaced_and_logged_by_display_name(self, soar, caplog):
+        # SOAR holds the forms as export.res installed them: the original's placeholder choice
+        client, mock_opts = soar
+        with open(soar_setup.SHIPPED_EXPORT, encoding="utf-8") as export_file:
+            export = json.load(export_file)
+        installed = {playbook["fields_type"]["type_name"]: dict(
+            playbook["fields_type"]["fields"]["mail_template_select"], id=900)
+            for playbook in export["playbooks"] if "mail_template_select" in playbook["fields_type"]["fields"]}
+        placeholders = {value["label"] for field in installed.values() for value in field["values"]}
+        assert placeholders == {"<add template name from app.config>", "<change to template names in app.config>"}
+        StartupSoarMock.reset([], fields=installed)
+        with caplog.at_level(logging.INFO, logger="fn_outbound_email"):
+            soar_setup.apply_startup_customizations(app_opts(mock_opts, ["Incident summary", "Reply"]), client)
+        updated = dict(StartupSoarMock.puts)
+        assert set(updated) == set(installed)
+        for type_name, payload in updated.items():
+            assert [value["label"] for value in payload["values"]] == ["Incident summary", "Reply"]
+            assert payload["uuid"] == installed[type_name]["uuid"]      # the field itself keeps its identity
+        display_names = {playbook["display_name"] for playbook in export["playbooks"]
+                         if playbook["fields_type"]["type_name"] in installed}
+        assert display_names == {"Outbound Email Reply to Message (PB)", "Send Incident Email HTML2 (PB) Example",
+                                 "Send Task Email HTML2 (PB) Example"}
+        for display_name in display_names:
+            assert "Template choices of playbook '{0}' set to: Incident summary, Reply".format(display_name) \
+                in caplog.text
+        assert "playbook_" not in caplog.text
 
     def test_select_values_keep_order_of_labels(self):
         current = [{"label": "B", "value": 2}, {"label": "A", "value": 1}]

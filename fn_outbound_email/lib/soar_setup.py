@@ -2,10 +2,13 @@
 """What the app changes in SOAR when it starts: the template choices and the Email tab.
 
 The playbooks that offer a template choice have a select input named
-``mail_template_select``; its values are set to the labels of the
-``[fn_outbound_email:templates]`` section so analysts pick from what is really
-configured. Which playbooks have it is read from the app's own export.res, so
-the list can never drift from what ``resilient-circuits customize`` installs.
+``mail_template_select``; export.res ships it with the original app's
+placeholder choice (e.g. "<add template name from app.config>"), and at start-up
+its values are set to the labels of the ``[fn_outbound_email:templates]``
+section so analysts pick from what is really configured (a choice whose label
+stays keeps its id). Which playbooks have it is read from the app's own
+export.res, so the list can never drift from what ``resilient-circuits
+customize`` installs. Logs name playbooks by their display names.
 Nothing here may stop the app from starting: every failure is logged.
 """
 
@@ -32,18 +35,20 @@ class EmailTab(Tab):
     CONTAINS = [Field("email_message_id"), Datatable("email_conversations")]
 
 
-def playbook_types_with_template_select(export_path=SHIPPED_EXPORT):
-    """The field-type handles of the exported playbooks whose activation form has the template select."""
+def playbook_forms_with_template_select(export_path=SHIPPED_EXPORT):
+    """(field-type handle, display name) of each exported playbook whose activation form has the template
+    select; the handle (``playbook_<uuid>``) addresses the form in SOAR, the display name is what people know."""
     with open(export_path, "r", encoding="utf-8") as export_file:
         export = json.load(export_file)
-    handles = []
+    forms = []
     for playbook in export.get("playbooks") or []:
         fields_type = playbook.get("fields_type") or {}
         fields = fields_type.get("fields") or {}
         names = fields.keys() if isinstance(fields, dict) else [field.get("name") for field in fields]
         if TEMPLATE_SELECT_FIELD in names and fields_type.get("type_name"):
-            handles.append(fields_type["type_name"])
-    return handles
+            forms.append((fields_type["type_name"],
+                          playbook.get("display_name") or playbook.get("name") or fields_type["type_name"]))
+    return forms
 
 
 def select_values_for(labels, current_values):
@@ -61,6 +66,11 @@ def refresh_template_select(soar, type_name, labels):
     field_definition["values"] = select_values_for(labels, current)
     soar.update_type_field(type_name, TEMPLATE_SELECT_FIELD, field_definition)
     return True
+
+
+def _without(type_name, err):
+    """The error's text with the form's handle left out (the REST error may quote the URL holding it)."""
+    return str(err).replace(type_name, "<playbook form>")
 
 
 def apply_startup_customizations(opts, soar, export_path=SHIPPED_EXPORT):
@@ -81,17 +91,17 @@ def apply_startup_customizations(opts, soar, export_path=SHIPPED_EXPORT):
 
 def _refresh_all_template_selects(soar, labels, export_path):
     try:
-        targets = playbook_types_with_template_select(export_path)
+        targets = playbook_forms_with_template_select(export_path)
     except (OSError, ValueError) as err:
         LOG.error("Could not read the playbook list from %s: %s", export_path, err)
         targets = []
-    for type_name in targets:
+    for type_name, display_name in targets:
         try:
             if refresh_template_select(soar, type_name, labels):
-                LOG.info("Template choices of playbook form %s set to: %s", type_name, ", ".join(labels))
+                LOG.info("Template choices of playbook '%s' set to: %s", display_name, ", ".join(labels))
         except Exception as err:                               # noqa: BLE001 -- one playbook must not stop the rest
-            LOG.warning("Could not update the template choices of playbook form %s (is the playbook "
-                        "installed? run resilient-circuits customize): %s", type_name, err)
+            LOG.warning("Could not update the template choices of playbook '%s' (is the playbook installed? "
+                        "run resilient-circuits customize): %s", display_name, _without(type_name, err))
 
     # rules from older designs may have an activity field of the same name; it is optional
     try:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """Generate the SOAR customizations required for fn_outbound_email (as resilient-sdk codegen lays it out).
 
-data/export.res is built from util/customizations (python -m fn_outbound_email.util.customizations.build).
+Written with data/export.res by `python -m fn_outbound_email.util.customizations.build`:
+edit util/customizations, not this file.
 """
 
 import base64
@@ -21,16 +22,27 @@ def codegen_reload_data():
     """Parameters required reload codegen for the fn_outbound_email package"""
     return {
         "package": u"fn_outbound_email",
-        "message_destinations": [u"email_outbound"],
-        "functions": [u"send_email", u"send_email2"],
+        "message_destinations": [
+            u"email_outbound",
+        ],
+        "functions": [
+            u"send_email",
+            u"send_email2",
+        ],
         "workflows": [],
         "actions": [],
-        "incident_fields": [u"email_message_id"],
+        "incident_fields": [
+            u"email_message_id",
+        ],
         "incident_artifact_types": [],
         "incident_types": [],
-        "datatables": [u"email_conversations"],
+        "datatables": [
+            u"email_conversations",
+        ],
         "automatic_tasks": [],
-        "scripts": [u"Save Outbound Email Results"],
+        "scripts": [
+            u"Save Outbound Email Results",
+        ],
         "playbooks": [
             u"example_send_incident_email_text",
             u"example_send_task_email_html",

@@ -9,8 +9,8 @@ import json
 import uuid
 from xml.sax.saxutils import escape, quoteattr
 
-# uuid5 namespace of this app's customizations: every uuid in export.res is uuid5(NAMESPACE, "<kind>/<name>"),
-# stable across builds and distinct from other apps' objects
+# uuid5 namespace of this app's own customizations: an object the original app lacks has the uuid
+# uuid5(NAMESPACE, "<kind>/<name>"), stable across builds and distinct from other apps' objects
 NAMESPACE = uuid.UUID("5d0c3c1e-8f7a-4b8e-9a57-0b1e6f2a9c41")
 
 EXPORT_DATE = 1735689600000  # 2025-01-01T00:00:00Z: a fixed date keeps the build reproducible
@@ -55,11 +55,11 @@ def select_value(label, value, value_uuid, default=False):
 
 
 def field_object(name, text, input_type, type_id, export_key, field_uuid, field_id, tooltip="", placeholder="",
-                 required=False, values=(), blank_option=False, prefix=None, rich_text=False):
+                 required=False, values=(), blank_option=False, prefix=None, rich_text=False, chosen=False):
     """A field definition: function input, incident field, table column or playbook input (reference §4)."""
     obj = {
         "allow_default_value": False, "blank_option": blank_option, "calculated": False, "changeable": True,
-        "chosen": False, "default_chosen_by_server": False, "deprecated": False, "export_key": export_key,
+        "chosen": chosen, "default_chosen_by_server": False, "deprecated": False, "export_key": export_key,
         "hide_notification": False, "id": field_id, "input_type": input_type, "internal": False,
         "is_tracked": False, "name": name, "operation_perms": {}, "operations": [], "placeholder": placeholder,
         "prefix": prefix, "read_only": False, "rich_text": rich_text, "tags": [], "templates": [], "text": text,
@@ -136,6 +136,13 @@ def static_text(text):
 
 def static_select(value_uuid):
     return {"input_type": "static", "static_input": {"multiselect_value": [], "select_value": value_uuid}}
+
+
+def static_empty(input_type):
+    """A function input the node leaves empty (its pre-processing script may set it), as SOAR writes one."""
+    if input_type in ("text", "textarea"):
+        return static_text("")
+    return {"input_type": "static", "static_input": {"multiselect_value": []}}
 
 
 class FunctionStep(object):
@@ -218,13 +225,16 @@ def _diagram(handle, ids, flows):
             .format(handle) + "".join(shapes + edges) + "</bpmndi:BPMNPlane></bpmndi:BPMNDiagram>")
 
 
-def playbook_object(name, display_name, description, pb_uuid, pb_id, object_type, input_fields, inputs_uuid,
+def playbook_object(name, display_name, description, pb_uuid, pb_id, object_type, form, inputs_uuid,
                     tag_uuid, steps, local_scripts=()):
-    """A manual, enabled playbook whose activation form shows `input_fields` (field objects, in order)."""
+    """A manual, enabled playbook whose activation form shows `form` in order: field objects, and html
+    strings (separators) between them."""
     handle = playbook_handle(pb_uuid)
+    input_fields = [item for item in form if isinstance(item, dict)]
     fields_type = _type_object(handle, display_name, TYPE_PLAYBOOK_INPUTS, inputs_uuid, ["__playbook"],
                                {field["name"]: field for field in input_fields})
-    form = [view_item(field["uuid"], handle) for field in input_fields]
+    view = [view_item(item["uuid"], handle) if isinstance(item, dict) else view_item(item, None, element="html")
+            for item in form]
     return {
         "activation_type": "manual",
         "content": {"content_version": 1, "xml": playbook_xml(handle, steps)},
@@ -233,7 +243,7 @@ def playbook_object(name, display_name, description, pb_uuid, pb_id, object_type
         "export_key": name, "field_type_handle": handle, "fields_type": fields_type, "has_logical_errors": False,
         "id": pb_id, "is_deleted": False, "is_locked": False, "last_modified_principal": PRINCIPAL,
         "last_modified_time": EXPORT_DATE, "local_scripts": list(local_scripts),
-        "manual_settings": {"activation_conditions": {"conditions": [], "logic_type": "all"}, "view_items": form},
+        "manual_settings": {"activation_conditions": {"conditions": [], "logic_type": "all"}, "view_items": view},
         "name": name, "object_type": object_type, "status": "enabled",
         "tag": {"display_name": "Playbook_" + pb_uuid, "id": pb_id, "name": handle, "type": "playbook",
                 "uuid": tag_uuid},

@@ -11,6 +11,8 @@ inputs.mail_importance = playbook.inputs.mail_importance or "normal"
 inputs.mail_encryption_recipients = text_of(playbook.inputs.mail_encryption_key)
 if playbook.inputs.mail_message_id:
     inputs.mail_message_id = new_message_id(incident.id, task.id)
+if playbook.inputs.mail_in_reply_to and incident.properties.email_message_id:
+    inputs.mail_in_reply_to = incident.properties.email_message_id
 
 set_body(inputs, text_of(playbook.inputs.mail_body), playbook.inputs.mail_template_select,
          playbook.inputs.mail_merge_body, task_notice(incident.id, task))

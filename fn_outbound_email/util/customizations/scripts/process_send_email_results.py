@@ -1,4 +1,4 @@
-# Local script "Process Results" of "Send Incident Email Text (PB)" (object incident): notes on the incident
+# Local script "Process Results" of "Send Incident Email Text (PB) Example" (object incident): notes on the incident
 # whether send_email (result name send_email_results) sent the mail, to whom, and its text.
 results = playbook.functions.results.send_email_results
 content = (results or {}).get("content") or {}

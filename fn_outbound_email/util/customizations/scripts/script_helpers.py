@@ -1,5 +1,6 @@
 # Helpers shared by the pre-processing scripts (the build puts this text at the top of each script using it).
 import hashlib
+import re
 import time
 
 # Right-hand part of the Message-IDs the playbooks generate: set it to your mail domain
@@ -20,6 +21,26 @@ def html_text(text):
     """Plain text shown in HTML: escaped, line breaks kept, safe inside a Jinja template too."""
     escaped = u"{0}".format(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return template_safe(escaped.replace('"', "&quot;").replace("\n", "<br>\n"))
+
+
+def html_to_text(html):
+    """Rich text of SOAR as plain text: scripts, styles and comments dropped with their content, other tags
+    dropped, line breaks kept, common entities decoded. (Hand-written: SOAR scripts cannot import html parsers.)"""
+    text = re.sub(r"<!--.*?(-->|$)", "", html or "", flags=re.DOTALL)
+    text = re.sub(r"<(script|style|head|title|template|iframe|object)\b.*?(</\1\s*>|$)", "", text,
+                  flags=re.IGNORECASE | re.DOTALL)
+    text = re.sub(r"<br\s*/?>|</p>|</div>|</li>|</tr>|</h[1-6]>", "\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"<[^>]*>", "", text)
+    for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"),
+                         ("&amp;", "&")):
+        text = text.replace(entity, char)
+    return text.strip()
+
+
+def jinja_string(text):
+    """`text` as a Jinja string literal (backslashes and quotes escaped): inside a template it is data that the
+    app renders, never template code, whatever braces it holds."""
+    return u'"{0}"'.format(u"{0}".format(text or "").replace("\\", "\\\\").replace('"', '\\"'))
 
 
 def new_message_id(*parts):

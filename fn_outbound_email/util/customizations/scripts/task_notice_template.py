@@ -9,12 +9,15 @@ TASK_NOTICE_TEMPLATE = u"""{%- set style = "font-family: Arial, sans-serif; colo
       <td style="{{ style }}">{{ template_helper.get_incident_value(incident, "severity_code") }}</td></tr>
 </table>
 <h3 style="{{ style }}">Instructions</h3>
-<div style="{{ style }}">@INSTRUCTIONS@</div>
+<div style="{{ style }}">{{ @INSTRUCTIONS@ | safe_html }}</div>
 """
 
 
 def task_notice(incident_id, task):
-    """TASK_NOTICE_TEMPLATE for `task`: SOAR text is escaped so that it shows as written and runs no template code."""
+    """TASK_NOTICE_TEMPLATE for `task`. The name is escaped text. The instructions are rich text anyone editing the
+    task may write: they go in as a Jinja string literal through the app's safe_html filter, which keeps their
+    formatting and drops scripts, forms, images and non-web links (a playbook script cannot import the app's
+    sanitizer, the app applies it when it renders the template). Neither can become template code."""
     task_url = "{{ template_helper.generate_task_url(%d, %d) }}" % (incident_id, task.id)
     return (TASK_NOTICE_TEMPLATE.replace("@TASK_URL@", task_url).replace("@TASK_NAME@", html_text(task.name))
-            .replace("@INSTRUCTIONS@", template_safe(task.instructions) or "-"))
+            .replace("@INSTRUCTIONS@", jinja_string(task.instructions or u"-")))
