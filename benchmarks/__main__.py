@@ -7,15 +7,18 @@ import json
 import sys
 import traceback
 
-from benchmarks import memory_ratio, rest_calls, send_ratio, smime_ratio
+from benchmarks import memory_ratio, rest_calls, send_ratio, smime_ratio, wan
 from benchmarks.common import Figure, machine
 
-# name -> module with measure() and TARGET; S/MIME last: it takes the longest
+# name -> an object with measure() and TARGET (a module, or one of benchmarks/wan.py's figures)
 FIGURES = {
     "send_ratio": send_ratio,
     "rest_calls_per_send": rest_calls,
     "memory_ratio": memory_ratio,
     "smime_ratio": smime_ratio,
+    "wan_fresh_ratio": wan.wan_fresh_ratio,
+    "wan_burst_ratio": wan.wan_burst_ratio,
+    "round_trips_fresh": wan.round_trips_fresh,
 }
 
 

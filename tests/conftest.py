@@ -49,3 +49,13 @@ def server(smtp_server):
 # a skipped test fails the run unless tests/allowed_skips.txt lists it with its reason
 from tests.skip_guard import (pytest_runtest_logreport, pytest_sessionfinish,  # noqa: E402,F401
                               pytest_terminal_summary)
+
+
+@pytest.fixture(autouse=True)
+def no_pooled_smtp_sessions():
+    """Each test starts and ends without idle SMTP sessions: a session pooled by one test must not serve
+    another test's server (tests that check reuse send several mails within one test)."""
+    from fn_outbound_email.lib.smtp_pool import POOL
+    POOL.close_all()
+    yield
+    POOL.close_all()

@@ -37,6 +37,7 @@ class ReceivedMessage:
     tls: bool = False            # the session was encrypted (STARTTLS or implicit TLS)
     auth_user: str = None        # who logged in, when AUTH was used
     ehlo_name: str = None        # the name the client gave in EHLO/HELO
+    peer: tuple = None           # the client's (address, port): one per SMTP session
 
     @property
     def message(self):
@@ -63,7 +64,7 @@ class RecordingHandler:
                 envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
                 tls=session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
                 auth_user=login.login.decode() if isinstance(login, LoginPassword) else None,
-                ehlo_name=session.host_name))
+                ehlo_name=session.host_name, peer=session.peer))
         return "250 OK: queued"
 
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 """Concurrency: one Mailer shared by worker threads (resilient-circuits num_workers > 1), and its caches.
 
-The load test sends 200 templated mails with an attachment from 4 threads to a real aiosmtpd server and
+The load test sends 200 templated mails with an attachment from 4 threads through pooled, pipelined sessions
+to a real aiosmtpd server (with PIPELINING and CHUNKING) and
 checks at the server that each arrived exactly once, to the right recipient, and that no file
 descriptor or temp file is left behind.
 """
@@ -19,9 +20,10 @@ import pytest
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
+from fn_outbound_email.lib.smtp_pool import POOL
 from fn_outbound_email.lib.soar import SoarClient, clear_field_cache
 from fn_outbound_email.lib.templating import TemplateRenderer
-from tests.smtp_server import SmtpTestServer
+from tests.esmtp_server import EsmtpTestServer
 
 SENDS = 200
 THREADS = 4
@@ -66,7 +68,8 @@ def scratch_tempdir(monkeypatch):
 
 def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(scratch_tempdir, app_log):
     data = load_incident_data()
-    with SmtpTestServer() as server:
+    # PIPELINING, CHUNKING and pooled sessions: the load goes through the fewest-round-trips path
+    with EsmtpTestServer() as server:
         settings = load_settings({"fn_outbound_email": {
             "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "smtp_conn_timeout": "10",
             "from_email_address": "SOAR <soar@example.com>", "client_secret": LOAD_SECRET,
@@ -86,6 +89,8 @@ def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             outcomes = list(pool.map(send, range(SENDS)))
         elapsed = time.monotonic() - started
+        sessions_pooled = POOL.idle_count()
+        POOL.close_all()             # what the pool keeps open is closed on shutdown; nothing else may stay open
         leaked = fds_opened_since(baseline)
         received = list(server.messages)
 
@@ -100,6 +105,9 @@ def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(
         assert str(item.message["To"]) == "user{0}@example.com".format(number)
         assert [part.get_filename() for part in item.message.iter_attachments()] == ["original-mail-headers.txt"]
     assert leaked == [], "file descriptors left open"
+    # the sends shared pooled sessions: at most one per thread at a time, each kept for the next send
+    sessions = {item.peer for item in received}
+    assert 1 <= len(sessions) <= THREADS and 1 <= sessions_pooled <= THREADS, (len(sessions), sessions_pooled)
     assert os.listdir(scratch_tempdir) == []
     # every send's audit line was written and formats; no secret in any line (records read before any filter)
     assert app_log.unformattable == []

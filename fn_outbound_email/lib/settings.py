@@ -24,6 +24,7 @@ DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 DEFAULT_TIMEOUT = 20
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
+DEFAULT_IDLE_TIMEOUT = 30      # seconds an unused SMTP session is kept; servers wait 300 s (RFC 5321 4.5.3.2.7)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class MailerSettings:
     p12_password: Optional[str] = field(default=None, repr=False)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     retries: int = DEFAULT_RETRIES
+    connection_reuse: bool = True
+    idle_seconds: float = DEFAULT_IDLE_TIMEOUT
 
     def template_for_label(self, label):
         """The template path for a label; app.config keys are lower-cased by its parser, so case is ignored."""
@@ -205,4 +208,6 @@ def load_settings(opts):
         p12_password=_text(configs, "p12_signing_encrypting_cert_password", alias="p12_signing_cert_password"),
         max_message_size=_number(configs, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
         retries=_number(configs, "smtp_retries", DEFAULT_RETRIES, minimum=0),
+        connection_reuse=str_to_bool(_text(configs, "smtp_connection_reuse") or "true"),
+        idle_seconds=_number(configs, "smtp_idle_timeout", DEFAULT_IDLE_TIMEOUT, kind=float, minimum=1, maximum=290),
     )

@@ -8,6 +8,7 @@ mail, so a failure from then on is reported as uncertain and never retried.
 """
 
 import functools
+import hashlib
 import logging
 import re
 import smtplib
@@ -19,11 +20,16 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from fn_outbound_email.lib.errors import DeliveryError, MailError
+from fn_outbound_email.lib.smtp_pool import POOL, close_session
 
 LOG = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = 2.0          # first retry after 2 s, then 4 s, 8 s ...
 DATA_CHUNK_BYTES = 1 << 20     # the message is sent in pieces of about this size
+# with PIPELINING and CHUNKING a message up to this size goes out in the same write as MAIL FROM and RCPT TO
+# (BDAT ... LAST): the whole transaction in one round trip. A bigger one waits for the envelope's answers
+# first, so a refused sender or recipient list does not cost sending megabytes for nothing.
+INLINE_MESSAGE_BYTES = 256 * 1024
 _LINE_STARTING_WITH_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -50,6 +56,26 @@ def _abandon_transaction(smtp, code):
         smtp.close()
 
 
+def _envelope_commands(envelope_from, options, recipients):
+    return ["MAIL FROM:{0}{1}".format(smtplib.quoteaddr(envelope_from), "".join(" " + option for option in options))] \
+        + ["RCPT TO:{0}".format(smtplib.quoteaddr(recipient)) for recipient in recipients]
+
+
+def _command_bytes(commands, options):
+    """Command lines for one write; UTF-8 only where the SMTPUTF8 option allows it (RFC 6531)."""
+    encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+    return "".join(command + "\r\n" for command in commands).encode(encoding)
+
+
+def _read_quit_reply(smtp):
+    """The answer to a QUIT sent with the message; the session ends either way."""
+    try:
+        smtp.getreply()
+    except (smtplib.SMTPException, OSError):
+        pass
+    smtp.close()
+
+
 @functools.lru_cache(maxsize=None)
 def ehlo_name():
     """The name this host gives in EHLO, as smtplib works it out, once per process: smtplib looks the host
@@ -63,6 +89,10 @@ class PasswordAuthenticator:
     def __init__(self, user, password):
         self._user = user
         self._password = password
+
+    def identity(self):
+        """Who logs in, for telling pooled sessions apart (a digest: the password itself stays here)."""
+        return self._user, hashlib.sha256((self._password or "").encode("utf-8")).hexdigest()
 
     def authenticate(self, smtp):
         try:
@@ -114,8 +144,7 @@ class SmtpTransport:
         attempt = 0
         while True:
             try:
-                with self.session() as smtp:
-                    return self._transaction(smtp, envelope_from, recipients, message)
+                return self._deliver_once(envelope_from, recipients, message)
             except DeliveryError as err:
                 if not err.transient or err.uncertain or attempt >= self._settings.retries:
                     raise
@@ -124,6 +153,46 @@ class SmtpTransport:
                 LOG.warning("Transient SMTP failure (%s); retry %s of %s in %s s",
                             err, attempt, self._settings.retries, "{0:.1f}".format(delay))
                 time.sleep(delay)
+
+    def _deliver_once(self, envelope_from, recipients, message):
+        reuse = self._settings.connection_reuse
+        smtp = self._pooled_session() if reuse else None
+        if smtp is None:
+            smtp = self._connect()
+        try:
+            report = self._transaction(smtp, envelope_from, recipients, message, quit_after=not reuse)
+        except BaseException:
+            close_session(smtp)
+            raise
+        if reuse:
+            POOL.give_back(self._pool_key(), smtp, self._settings.idle_seconds)
+        return report
+
+    def _pooled_session(self):
+        """An idle session of these settings that still answers RSET (the reset between two messages), or None.
+
+        RSET costs one round trip and is not pipelined with the transaction: a session the server dropped
+        while it was idle shows here, before MAIL FROM, and is replaced with a fresh one; no message is ever
+        sent twice because a reused session died mid-transaction.
+        """
+        while True:
+            smtp = POOL.take(self._pool_key())
+            if smtp is None:
+                return None
+            try:
+                code, _ = smtp.rset()
+                if code == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            smtp.close()
+
+    def _pool_key(self):
+        """What makes two sessions interchangeable: the server, its TLS checks and who is logged in."""
+        settings = self._settings
+        credentials = getattr(self._authenticator, "identity", None)
+        return (settings.smtp_server, settings.smtp_port, settings.ssl_mode, settings.ssl_verify,
+                type(self._authenticator).__name__, credentials() if credentials else None)
 
     def check_connection(self):
         """Connect, negotiate TLS, authenticate, NOOP and QUIT: what selftest needs. Sends nothing."""
@@ -216,34 +285,23 @@ class SmtpTransport:
         return DeliveryError("SMTP error {0} {1}: {2}".format(doing, server, err))
 
     # --- one mail transaction -------------------------------------------------------------------------
-    def _transaction(self, smtp, envelope_from, recipients, message):
+    def _transaction(self, smtp, envelope_from, recipients, message, quit_after=False):
+        """MAIL FROM, RCPT TO for each recipient, then the message; QUIT too when ``quit_after``.
+
+        With PIPELINING (RFC 2920) the envelope goes out in one write and its replies are read in order;
+        otherwise one command at a time, as before. With CHUNKING (RFC 3030) the message goes as BDAT ... LAST,
+        which needs no 354 round trip and no dot-stuffing.
+        """
+        options = ["SIZE={0}".format(len(message))] if smtp.has_extn("size") else []
+        chunking = smtp.has_extn("chunking")
+        pipelining = smtp.has_extn("pipelining")
+        if pipelining and chunking and len(message) <= INLINE_MESSAGE_BYTES:
+            return self._one_write_transaction(smtp, envelope_from, options, recipients, message, quit_after)
         try:
-            options = ["SIZE={0}".format(len(message))] if smtp.has_extn("size") else []
-            code, reply = smtp.mail(envelope_from, options)
-            if code != 250:
-                _abandon_transaction(smtp, code)
-                raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
-                    envelope_from, _reply_text(code, reply)), transient=400 <= code < 500, smtp_code=code)
-            report = DeliveryReport()
-            for recipient in recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code in (250, 251):
-                    report.accepted.append(recipient)
-                elif code == 421:
-                    _abandon_transaction(smtp, code)
-                    raise DeliveryError("The SMTP server {0} is closing the connection: {1}".format(
-                        self.server, _reply_text(code, reply)), transient=True, smtp_code=code)
-                else:
-                    report.refused[recipient] = _reply_text(code, reply)
-            if not report.accepted:
-                _abandon_transaction(smtp, code)
-                transient = all(reason.startswith("4") for reason in report.refused.values())
-                raise DeliveryError("The SMTP server refused every recipient: {0}".format(
-                    "; ".join("{0}: {1}".format(k, v) for k, v in report.refused.items())), transient=transient)
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                raise DeliveryError("The SMTP server refused DATA: {0}".format(_reply_text(code, reply)),
-                                    transient=400 <= code < 500, smtp_code=code)
+            if pipelining:
+                report = self._pipelined_envelope(smtp, envelope_from, options, recipients, chunking)
+            else:
+                report = self._classic_envelope(smtp, envelope_from, options, recipients, chunking)
         except DeliveryError:
             raise
         except Exception as err:
@@ -251,21 +309,142 @@ class SmtpTransport:
 
         # from here on the server may have the message: failures are uncertain, never retried
         try:
-            self._send_data(smtp, message)
+            if chunking:
+                self._send_bdat(smtp, message, quit_after)
+            else:
+                self._send_data(smtp, message, quit_after)
             code, reply = smtp.getreply()
         except Exception as err:
-            raise DeliveryError("The connection to the SMTP server {0} failed after the message was sent ({1}); "
-                                "delivery is uncertain, so it was not sent again: check the recipients' mailboxes "
-                                "before resending".format(self.server, err), uncertain=True)
+            raise self._uncertain(err)
+        if quit_after:
+            _read_quit_reply(smtp)
+        self._check_message_reply(code, reply)
+        return report
+
+    def _classic_envelope(self, smtp, envelope_from, options, recipients, chunking):
+        """One command, one reply: MAIL, each RCPT, then DATA (its 354) unless the message goes as BDAT."""
+        code, reply = smtp.mail(envelope_from, options)
+        self._check_sender(smtp, envelope_from, code, reply)
+        report = DeliveryReport()
+        for recipient in recipients:
+            code, reply = smtp.rcpt(recipient)
+            self._record_recipient(smtp, report, recipient, code, reply)
+        self._check_some_accepted(smtp, report, code)
+        if not chunking:
+            code, reply = smtp.docmd("DATA")
+            self._check_data_reply(code, reply)
+        return report
+
+    def _pipelined_envelope(self, smtp, envelope_from, options, recipients, chunking):
+        """MAIL, every RCPT and (without CHUNKING) DATA in one write, the replies mapped back in order.
+
+        DATA ends the group, the only place RFC 2920 allows it. AUTH is never part of a group: its outcome
+        changes the session's state, which RFC 2920 section 3.1 asks a client to wait for, as for EHLO; it is
+        paid once per session, and a pooled session does not pay it again.
+        """
+        commands = _envelope_commands(envelope_from, options, recipients) + ([] if chunking else ["DATA"])
+        smtp.send(_command_bytes(commands, options))
+        # every command is answered, in order, even after a refusal (the later ones with 503): read them all
+        mail_code, mail_reply = smtp.getreply()
+        rcpt_replies = [smtp.getreply() for _ in recipients]
+        data_code, data_reply = (None, None) if chunking else smtp.getreply()
+        nothing_to_send = mail_code != 250 or not any(code in (250, 251) for code, _ in rcpt_replies)
+        if data_code == 354 and nothing_to_send:
+            # DATA was accepted though no recipient was: end the empty message, which goes to nobody
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        self._check_sender(smtp, envelope_from, mail_code, mail_reply)
+        report = DeliveryReport()
+        for recipient, (code, reply) in zip(recipients, rcpt_replies):
+            self._record_recipient(smtp, report, recipient, code, reply)
+        self._check_some_accepted(smtp, report, rcpt_replies[-1][0])
+        if not chunking:
+            self._check_data_reply(data_code, data_reply)
+        return report
+
+    def _one_write_transaction(self, smtp, envelope_from, options, recipients, message, quit_after):
+        """PIPELINING and CHUNKING with a small message: MAIL, every RCPT, BDAT ... LAST, the message (and QUIT)
+        in one write; one round trip for the whole transaction.
+
+        RFC 3030 lets BDAT and its chunk be pipelined, and a server reads the chunk whatever it answers, so a
+        refused sender or recipient list only costs the chunk's bytes (at most INLINE_MESSAGE_BYTES). The message
+        is out with the first write, so a connection lost before every reply is read is an uncertain delivery.
+        """
+        commands = _envelope_commands(envelope_from, options, recipients) + ["BDAT {0} LAST".format(len(message))]
+        try:
+            smtp.send(_command_bytes(commands, options) + message + (b"QUIT\r\n" if quit_after else b""))
+            mail_code, mail_reply = smtp.getreply()
+            rcpt_replies = [smtp.getreply() for _ in recipients]
+            code, reply = smtp.getreply()
+        except Exception as err:
+            raise self._uncertain(err)
+        if quit_after:
+            _read_quit_reply(smtp)
+        # a refused sender or recipient list means the chunk was refused too: nothing to reset
+        self._check_sender(smtp, envelope_from, mail_code, mail_reply, abandon=False)
+        report = DeliveryReport()
+        for recipient, (rcpt_code, rcpt_reply) in zip(recipients, rcpt_replies):
+            self._record_recipient(smtp, report, recipient, rcpt_code, rcpt_reply)
+        self._check_some_accepted(smtp, report, rcpt_replies[-1][0], abandon=False)
+        self._check_message_reply(code, reply)
+        return report
+
+    def _uncertain(self, err):
+        return DeliveryError("The connection to the SMTP server {0} failed after the message was sent ({1}); "
+                             "delivery is uncertain, so it was not sent again: check the recipients' mailboxes "
+                             "before resending".format(self.server, err), uncertain=True)
+
+    @staticmethod
+    def _check_message_reply(code, reply):
         if code != 250:
             raise DeliveryError("The SMTP server did not accept the message: {0}".format(_reply_text(code, reply)),
                                 transient=400 <= code < 500, smtp_code=code)
-        return report
+
+    def _check_sender(self, smtp, envelope_from, code, reply, abandon=True):
+        if code != 250:
+            if abandon:
+                _abandon_transaction(smtp, code)
+            raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
+                envelope_from, _reply_text(code, reply)), transient=400 <= code < 500, smtp_code=code)
+
+    def _record_recipient(self, smtp, report, recipient, code, reply):
+        if code in (250, 251):
+            report.accepted.append(recipient)
+        elif code == 421:
+            _abandon_transaction(smtp, code)
+            raise DeliveryError("The SMTP server {0} is closing the connection: {1}".format(
+                self.server, _reply_text(code, reply)), transient=True, smtp_code=code)
+        else:
+            report.refused[recipient] = _reply_text(code, reply)
 
     @staticmethod
-    def _send_data(smtp, message):
+    def _check_some_accepted(smtp, report, last_code, abandon=True):
+        if not report.accepted:
+            if abandon:
+                _abandon_transaction(smtp, last_code)
+            transient = all(reason.startswith("4") for reason in report.refused.values())
+            raise DeliveryError("The SMTP server refused every recipient: {0}".format(
+                "; ".join("{0}: {1}".format(k, v) for k, v in report.refused.items())), transient=transient)
+
+    @staticmethod
+    def _check_data_reply(code, reply):
+        if code != 354:
+            raise DeliveryError("The SMTP server refused DATA: {0}".format(_reply_text(code, reply)),
+                                transient=400 <= code < 500, smtp_code=code)
+
+    @staticmethod
+    def _send_bdat(smtp, message, quit_after):
+        """The message as one BDAT ... LAST chunk: exactly its octets, no dot-stuffing (RFC 3030)."""
+        smtp.send("BDAT {0} LAST\r\n".format(len(message)).encode("ascii"))
+        for start in range(0, len(message), DATA_CHUNK_BYTES):
+            end = start + DATA_CHUNK_BYTES
+            smtp.send(message[start:end] + (b"QUIT\r\n" if quit_after and end >= len(message) else b""))
+
+    @staticmethod
+    def _send_data(smtp, message, quit_after=False):
         """Send the message after DATA: dot-stuffed, in line-aligned chunks, the last one with the terminating dot
-        (one write for a small message, so the server reads it in one go)."""
+        (one write for a small message, so the server reads it in one go), and QUIT when ``quit_after``: the
+        server answers the message, then QUIT, and the client waits once for both."""
         position, size = 0, len(message)
         terminator = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
         while True:
@@ -273,7 +452,7 @@ class SmtpTransport:
             end = size if end == -1 else end + 1
             chunk = _LINE_STARTING_WITH_DOT.sub(b"..", message[position:end])
             if end >= size:
-                smtp.send(chunk + terminator)
+                smtp.send(chunk + terminator + (b"QUIT\r\n" if quit_after else b""))
                 return
             smtp.send(chunk)
             position = end

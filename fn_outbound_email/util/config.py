@@ -49,6 +49,9 @@ smtp_ssl_mode=None
 #max_message_size=26214400
 # Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
 #smtp_retries=2
+# Keep an idle SMTP session for the next send with the same settings (true), and for how many seconds
+#smtp_connection_reuse=true
+#smtp_idle_timeout=30
 
 [fn_outbound_email:templates]
 # One template per line: label = path. The labels fill the mail_template_select
