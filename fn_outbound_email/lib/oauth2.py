@@ -289,7 +289,7 @@ class OAuth2TokenProvider:
         except TokenEndpointError as err:
             hint = _hints(settings).get(err.error)
             what = "refresh" if settings.grant == "refresh_token" else \
-                "request ({0} grant)".format(settings.grant_description)
+                "request ({0})".format(settings.grant_description)
             raise TokenEndpointError("OAuth2 token {0} failed: {1}{2}".format(what, err, "; " + hint if hint else ""),
                                      error=err.error)
         lifetime = _lifetime_seconds(answer)
@@ -297,7 +297,7 @@ class OAuth2TokenProvider:
         cache.expires_at = started + lifetime - EXPIRY_MARGIN_SECONDS
         cache.lifetime = lifetime
         cache.scope = answer["scope"] if isinstance(answer.get("scope"), str) else None
-        LOG.info("OAuth2: new access token from %s (%s grant) for %s, valid for %s s", settings.token_url,
+        LOG.info("OAuth2: new access token from %s (%s) for %s, valid for %s s", settings.token_url,
                  settings.grant_description, settings.client_id or settings.subject, lifetime)
         rotated = answer.get("refresh_token")
         if settings.grant == "refresh_token" and isinstance(rotated, str) and rotated and \

@@ -48,11 +48,11 @@ class OAuth2Settings:
     def grant_description(self):
         """The grant and its credential, for reasons and logs (no secret in it)."""
         if self.grant == "client_credentials":
-            return "client_credentials with {0}".format(
+            return "client_credentials grant with {0}".format(
                 "client_certificate" if self.client_certificate else "client_secret")
         if self.grant == "jwt_bearer":
-            return "jwt_bearer with service_account_file"
-        return self.grant
+            return "jwt_bearer grant with service_account_file"
+        return "refresh_token grant"
 
 
 @dataclass(frozen=True)
