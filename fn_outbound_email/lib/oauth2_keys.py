@@ -78,8 +78,11 @@ def _private_key(data, password, key, path, password_key=None):
         if password:
             raise ConfigurationError("{0}: the private key is not encrypted; remove {1}".format(
                 _setting(key, path), password_key))
+        if not password_key:
+            raise ConfigurationError("{0}: the private key is encrypted; download a new key".format(
+                _setting(key, path)))
         raise ConfigurationError("{0}: the private key is encrypted; set {1} (a secret: $ENV or ^keyring)".format(
-            _setting(key, path), password_key or "an unencrypted key"))
+            _setting(key, path), password_key))
     except (ValueError, UnsupportedAlgorithm) as err:
         if "password" in str(err).lower():
             raise ConfigurationError("{0}: wrong {1}, the private key cannot be decrypted".format(
