@@ -15,13 +15,14 @@ import os
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
 from resilient_lib import RequestsCommon
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fn_outbound_email.lib import oauth2
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, OAuth2Error
@@ -86,6 +87,7 @@ def keys(tmp_path_factory):
         "stranger": pki.write_pem(folder / "stranger.pem", stranger.cert_pem, stranger.key_pem),
         "mismatched": pki.write_pem(folder / "mismatched.pem", app.key_pem, stranger.cert_pem),
         "key_only": pki.write_pem(folder / "key-only.pem", app.key_pem),
+        "ec_key": pki.write_pem(folder / "ec.pem", pem_of(ec.generate_private_key(ec.SECP256R1())), app.cert_pem),
         "cert_only": pki.write_pem(folder / "cert-only.pem", app.cert_pem),
     }
     return {"folder": folder, "app": app, "stranger": stranger, "files": files, "service_key": rsa_key(),
@@ -126,14 +128,16 @@ def grant_settings(grant, keys, token_url):
     if grant == "client_certificate":
         return {"oauth2_grant": "client_credentials", "client_id": CLIENT_ID, "token_url": token_url,
                 "client_certificate": keys["files"]["app"], "scope": M365_SCOPE}
+    # one key file per token endpoint (each test's endpoint has its own port)
+    name = "service-{0}.json".format(urlsplit(token_url).port)
     return {"oauth2_grant": "jwt_bearer", "scope": GMAIL_SCOPE,
-            "service_account_file": write_service_account(keys, "service-{0}.json".format(token_url.split(":")[-1]
-                                                                                          .split("/")[0]), token_url)}
+            "service_account_file": write_service_account(keys, name, token_url)}
 
 
 def section(grant, keys, oauth, smtp_port, **values):
     configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
-               "smtp_retries": "0", "from_email_address": "SOAR Notifier <{0}>".format(SMTP_USER)}
+               "smtp_retries": "0", "from_email_address": "SOAR Notifier <{0}>".format(SMTP_USER),
+               "smtp_allow_plaintext_auth": "true"}     # the XOAUTH2 test server has no TLS
     configs.update(grant_settings(grant, keys, oauth.token_url))
     configs.update(values)
     return {"fn_outbound_email": {key: value for key, value in configs.items() if value is not None}}
@@ -428,6 +432,7 @@ def config_error_cases(keys, tmp_path):
         "certificate without its key": (dict(cc, client_certificate=files["cert_only"]),
                                         "holds no readable PEM private key"),
         "key without its certificate": (dict(cc, client_certificate=files["key_only"]), "holds no PEM certificate"),
+        "not an RSA key": (dict(cc, client_certificate=files["ec_key"]), "key; it must be an RSA key"),
         "key of another certificate": (dict(cc, client_certificate=files["mismatched"]),
                                        "the private key does not belong to the certificate"),
         "encrypted key without password": (dict(cc, client_certificate=files["app_encrypted"]),
@@ -460,7 +465,7 @@ def config_error_cases(keys, tmp_path):
 CONFIG_CASES = ("unknown grant", "refresh grant without refresh token", "client credentials without secret or "
                 "certificate", "client credentials with both", "client credentials without client_id",
                 "certificate file missing", "certificate without its key", "key without its certificate",
-                "key of another certificate", "encrypted key without password", "encrypted key, wrong password",
+                "not an RSA key", "key of another certificate", "encrypted key without password", "encrypted key, wrong password",
                 "certificate without grant", "service account without grant", "jwt bearer without key file",
                 "jwt bearer without scope", "key file unreadable", "key file not JSON", "OAuth client file",
                 "key file without private_key", "key file without token_uri", "no mailbox to send as",
@@ -584,7 +589,7 @@ def grant_app_config(request, keys):
     token_url = "http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT)
     values = grant_settings(grant, keys, token_url)
     request.module.config_data = app_config(APP_SMTP_PORT, from_email_address="SOAR Notifier <soar@example.com>",
-                                            oauth2_subject=SMTP_USER, **values)
+                                            oauth2_subject=SMTP_USER, smtp_allow_plaintext_auth=True, **values)
     yield
     request.module.config_data = ""
 

@@ -66,7 +66,8 @@ def register(subparsers):
         description="Run the OAuth2 authorization-code flow: print (and open) the sign-in URL, receive the "
                     "browser's return on a local callback, check its state, exchange the code at token_url and "
                     "print the refresh_token line for the [{0}] section of app.config. Settings come from that "
-                    "section and/or the flags (flags win).".format(SECTION))
+                    "section and/or the flags (flags win). With --test: no sign-in, one access token with the "
+                    "configured oauth2_grant (refresh_token, client_credentials or jwt_bearer).".format(SECTION))
     parser.add_argument("-c", "--config", metavar="APP_CONFIG",
                         help="app.config to read client_id, client_secret, auth_url, token_url and scope from "
                              "(default: $APP_CONFIG_FILE, else ~/.resilient/app.config, when it exists)")

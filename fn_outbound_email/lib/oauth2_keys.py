@@ -7,7 +7,7 @@
 * ``service_account_file`` (JWT bearer grant, Google): the service account's JSON key; it signs the grant's
   assertion for the mailbox (``sub``) the service account acts as through domain-wide delegation.
 
-PyJWT builds and signs the JWTs with cryptography's keys. A loaded key is cached per file version (path,
+PyJWT builds and signs the JWTs with cryptography's keys. A loaded key is cached per file version (path, inode,
 size, modification time): settings are read for every function call, and a replaced file is read again.
 """
 
@@ -26,7 +26,7 @@ import jwt
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fn_outbound_email.lib.errors import ConfigurationError
 from fn_outbound_email.lib.settings import SECTION
@@ -36,7 +36,6 @@ LOG = logging.getLogger(__name__)
 ASSERTION_LIFETIME_SECONDS = 300      # an assertion is used at once; token endpoints allow at most 10 min or 1 h
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
 def _setting(key, path):
@@ -44,13 +43,11 @@ def _setting(key, path):
 
 
 def _signing_algorithm(private_key, key, path):
-    """The JWS algorithm for the key: RS256 for RSA (what Entra ID and Google take), ES* for EC keys."""
+    """RS256: what Entra ID takes for certificate credentials and Google for service account keys."""
     if isinstance(private_key, rsa.RSAPrivateKey):
         return "RS256"
-    if isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name in _EC_ALGORITHMS:
-        return _EC_ALGORITHMS[private_key.curve.name]
-    raise ConfigurationError("{0} holds a {1} key; it must be an RSA (or P-256/384/521 EC) key".format(
-        _setting(key, path), type(private_key).__name__))
+    raise ConfigurationError("{0} holds a {1} key; it must be an RSA key".format(
+        _setting(key, path), type(private_key).__name__.lstrip("_")))
 
 
 def _read(key, path):
@@ -62,13 +59,13 @@ def _read(key, path):
 
 
 def _file_version(key, path):
-    """(absolute path, size, mtime): the cache key of a key file."""
+    """(absolute path, inode, size, mtime): the cache key of a key file, changed by a replaced file."""
     path = os.path.abspath(os.path.expanduser(path))
     try:
         status = os.stat(path)
     except OSError as err:
         raise ConfigurationError("{0} cannot be read: {1}".format(_setting(key, path), err.strerror or err))
-    return path, status.st_size, status.st_mtime_ns
+    return path, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _private_key(data, password, key, path, password_key=None):
@@ -83,8 +80,9 @@ def _private_key(data, password, key, path, password_key=None):
                 _setting(key, path)))
         raise ConfigurationError("{0}: the private key is encrypted; set {1} (a secret: $ENV or ^keyring)".format(
             _setting(key, path), password_key))
-    except (ValueError, UnsupportedAlgorithm) as err:
-        if "password" in str(err).lower():
+    except (ValueError, UnsupportedAlgorithm):
+        if password:
+            # a wrong password mostly fails the decryption, but now and then decrypts to garbage that fails parsing
             raise ConfigurationError("{0}: wrong {1}, the private key cannot be decrypted".format(
                 _setting(key, path), password_key))
         raise ConfigurationError("{0} holds no readable PEM private key ('-----BEGIN PRIVATE KEY-----')".format(
@@ -145,7 +143,7 @@ def load_client_certificate(path, password=None):
 
 
 @lru_cache(maxsize=16)
-def _load_client_certificate(path, size, mtime_ns, password):
+def _load_client_certificate(path, inode, size, mtime_ns, password):
     key = "client_certificate"
     data = _read(key, path)
     private_key = _private_key(data, password, key, path, password_key="client_certificate_password")
@@ -183,7 +181,7 @@ def load_service_account(path):
 
 
 @lru_cache(maxsize=16)
-def _load_service_account(path, size, mtime_ns):
+def _load_service_account(path, inode, size, mtime_ns):
     key = "service_account_file"
     try:
         account = json.loads(_read(key, path).decode("utf-8"))
