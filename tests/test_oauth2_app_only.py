@@ -432,7 +432,7 @@ def config_error_cases(keys, tmp_path):
         "certificate without its key": (dict(cc, client_certificate=files["cert_only"]),
                                         "holds no readable PEM private key"),
         "key without its certificate": (dict(cc, client_certificate=files["key_only"]), "holds no PEM certificate"),
-        "not an RSA key": (dict(cc, client_certificate=files["ec_key"]), "key; it must be an RSA key"),
+        "not an RSA key": (dict(cc, client_certificate=files["ec_key"]), "the private key (ECPrivateKey) must be an RSA key"),
         "key of another certificate": (dict(cc, client_certificate=files["mismatched"]),
                                        "the private key does not belong to the certificate"),
         "encrypted key without password": (dict(cc, client_certificate=files["app_encrypted"]),

@@ -46,8 +46,8 @@ def _signing_algorithm(private_key, key, path):
     """RS256: what Entra ID takes for certificate credentials and Google for service account keys."""
     if isinstance(private_key, rsa.RSAPrivateKey):
         return "RS256"
-    raise ConfigurationError("{0} holds a {1} key; it must be an RSA key".format(
-        _setting(key, path), type(private_key).__name__.lstrip("_")))
+    raise ConfigurationError("{0}: the private key ({1}) must be an RSA key".format(
+        _setting(key, path), type(private_key).__name__))
 
 
 def _read(key, path):
