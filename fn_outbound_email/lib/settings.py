@@ -157,67 +157,80 @@ def _ssl_verify(configs):
 
 def _oauth2(configs):
     """OAuth2Settings for the configured grant, None without OAuth2; ConfigurationError for one that cannot work."""
-    client_id = _text(configs, "client_id")
-    grant = _text(configs, "oauth2_grant")
+    grant, why = _oauth2_grant(configs)
     if grant is None:
-        app_only_keys = [key for key in ("client_certificate", "service_account_file") if _text(configs, key)]
-        if app_only_keys:
-            raise ConfigurationError(
-                "app.config [{0}] {1} is set but oauth2_grant is not: set oauth2_grant = {2}".format(
-                    SECTION, app_only_keys[0],
-                    "client_credentials" if app_only_keys[0] == "client_certificate" else "jwt_bearer"))
-        if not client_id:
-            return None
-        grant, why = "refresh_token", "client_id is set"      # today's configuration: the default grant
-    else:
+        return None
+    values = {key: _text(configs, key) for key in ("client_id", "token_url", "scope", "auth_url", "client_secret",
+                                                   "refresh_token")}
+    values["grant"] = grant
+    complete = {"refresh_token": _refresh_token_values, "client_credentials": _client_credentials_values,
+                "jwt_bearer": _jwt_bearer_values}[grant]
+    return OAuth2Settings(**complete(configs, values, why))
+
+
+def _oauth2_grant(configs):
+    """(grant, why OAuth2 is on: for messages), or (None, None) without OAuth2."""
+    grant = _text(configs, "oauth2_grant")
+    if grant is not None:
         grant = grant.lower()
         if grant not in OAUTH2_GRANTS:
             raise ConfigurationError("app.config [{0}] oauth2_grant = '{1}' is not one of {2}".format(
                 SECTION, grant, ", ".join(OAUTH2_GRANTS)))
-        why = "oauth2_grant = {0}".format(grant)
-    values = {key: _text(configs, key) for key in ("client_id", "token_url", "scope", "auth_url", "client_secret",
-                                                   "refresh_token")}
-    values["grant"] = grant
+        return grant, "oauth2_grant = {0}".format(grant)
+    for key, needed in (("client_certificate", "client_credentials"), ("service_account_file", "jwt_bearer")):
+        if _text(configs, key):
+            raise ConfigurationError("app.config [{0}] {1} is set but oauth2_grant is not: set oauth2_grant = "
+                                     "{2}".format(SECTION, key, needed))
+    if _text(configs, "client_id"):
+        return "refresh_token", "client_id is set"      # the configuration before oauth2_grant existed
+    return None, None
 
-    def require(*keys, hint=""):
-        missing = [key for key in keys if not _text(configs, key)]
-        if missing:
-            raise ConfigurationError("app.config [{0}] {1}, so OAuth2 also needs: {2}{3}".format(
-                SECTION, why, ", ".join(missing), hint))
 
-    if grant == "refresh_token":
-        require("client_id", "token_url", "refresh_token",
-                hint="" if _text(configs, "refresh_token") else
-                " (run `outbound-email oauth2-token`; or sign in app-only: set oauth2_grant = client_credentials "
-                "or jwt_bearer)")
-        subject = _text(configs, "oauth2_subject")
-        values["subject"] = _mailbox(subject, "oauth2_subject") if subject else None
-        return OAuth2Settings(**values)
+def _require(configs, why, *keys, hint=""):
+    missing = [key for key in keys if not _text(configs, key)]
+    if missing:
+        raise ConfigurationError("app.config [{0}] {1}, so OAuth2 also needs: {2}{3}".format(
+            SECTION, why, ", ".join(missing), hint))
 
-    from fn_outbound_email.lib import oauth2_keys     # PyJWT and the key parsing only where a grant signs
+
+def _refresh_token_values(configs, values, why):
+    _require(configs, why, "client_id", "token_url", "refresh_token",
+             hint="" if _text(configs, "refresh_token") else
+             " (run `outbound-email oauth2-token`; or sign in app-only: set oauth2_grant = client_credentials "
+             "or jwt_bearer)")
+    subject = _text(configs, "oauth2_subject")
+    values["subject"] = _mailbox(subject, "oauth2_subject") if subject else None
+    return values
+
+
+def _client_credentials_values(configs, values, why):
+    from fn_outbound_email.lib.oauth2_keys import load_client_certificate   # PyJWT only for the grants that sign
+    _require(configs, why, "client_id", "token_url")
     values["subject"] = _app_mailbox(configs, why)
-    if grant == "client_credentials":
-        require("client_id", "token_url")
-        certificate = _text(configs, "client_certificate")
-        if bool(certificate) == bool(values["client_secret"]):
-            raise ConfigurationError("app.config [{0}] {1} needs exactly one client credential: client_secret or "
-                                     "client_certificate (a PEM file with the private key and certificate){2}".format(
-                                         SECTION, why, ", not both" if certificate else ""))
-        if certificate:
-            values["client_certificate"] = os.path.expanduser(certificate)
-            values["client_certificate_password"] = _text(configs, "client_certificate_password")
-            oauth2_keys.load_client_certificate(values["client_certificate"], values["client_certificate_password"])
-        return OAuth2Settings(**values)
+    certificate = _text(configs, "client_certificate")
+    if bool(certificate) == bool(values["client_secret"]):
+        raise ConfigurationError("app.config [{0}] {1} needs exactly one client credential: client_secret or "
+                                 "client_certificate (a PEM file with the private key and certificate){2}".format(
+                                     SECTION, why, ", not both" if certificate else ""))
+    if certificate:
+        values["client_certificate"] = os.path.expanduser(certificate)
+        values["client_certificate_password"] = _text(configs, "client_certificate_password")
+        load_client_certificate(values["client_certificate"], values["client_certificate_password"])   # checks it
+    return values
 
-    require("service_account_file", "scope", hint="" if _text(configs, "scope") else
-            " (Gmail: scope = https://mail.google.com/)")
+
+def _jwt_bearer_values(configs, values, why):
+    from fn_outbound_email.lib.oauth2_keys import load_service_account
+    _require(configs, why, "service_account_file", "scope",
+             hint="" if _text(configs, "scope") else " (Gmail: scope = https://mail.google.com/)")
+    values["subject"] = _app_mailbox(configs, why)
     values["service_account_file"] = os.path.expanduser(_text(configs, "service_account_file"))
-    account = oauth2_keys.load_service_account(values["service_account_file"])
+    account = load_service_account(values["service_account_file"])
     values["token_url"] = values["token_url"] or account.token_uri
     if not values["token_url"]:
         raise ConfigurationError("app.config [{0}] service_account_file has no token_uri: set token_url "
                                  "(Google: https://oauth2.googleapis.com/token)".format(SECTION))
-    return OAuth2Settings(**values)
+    return values
 
 
 def _mailbox(text, key):
