@@ -529,7 +529,11 @@ def write_app_config(path, grant, keys, oauth, **values):
 ])
 def test_token_test_prints_lifetime_and_scopes_never_the_token(grant, scopes, keys, oauth, monkeypatch, tmp_path):
     oauth.expires_in = 3599
-    config = write_app_config(tmp_path / "app.config", grant, keys, oauth)
+    secret = {}
+    if grant == "client_secret":      # secrets resolve as resilient-circuits resolves them
+        monkeypatch.setenv("TEST_APP_ONLY_SECRET", CLIENT_SECRET)
+        secret = {"client_secret": "$TEST_APP_ONLY_SECRET"}
+    config = write_app_config(tmp_path / "app.config", grant, keys, oauth, **secret)
     command = CommandRun(["oauth2-token", "--test", "-c", config], monkeypatch)
     assert command.finish() == 0, command.err.text
     out = command.out.text
