@@ -23,6 +23,7 @@ attach incident and task files, sign and encrypt with S/MIME, authenticate by pa
         "beautifulsoup4>=4.9",
         "six",
         "cryptography>=45",
+        "PyJWT~=2.8",     # signs the OAuth2 client assertions and service account grants (with cryptography)
     ],
     extras_require={
         # what the test suite needs besides the app: a real SMTP server and the SOAR mock

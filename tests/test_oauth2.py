@@ -432,15 +432,12 @@ def test_oauth2_token_reads_the_default_app_config(oauth, monkeypatch, tmp_path)
 
 @pytest.mark.usefixtures("no_default_app_config")
 @pytest.mark.parametrize("case, message", [
-    ("state", "state does not match the one this command sent"),
     ("denied", "The sign-in was denied (access_denied: The user declined the consent)"),
     ("token_error", "The code exchange failed: The OAuth2 token endpoint"),
     ("no_refresh_token", "issued an access token but no refresh_token: ask for offline access"),
 ])
 def test_oauth2_token_failures_exit_nonzero_with_the_reason(oauth, monkeypatch, case, message):
-    if case == "state":
-        oauth.state_override = "forged-state"
-    elif case == "denied":
+    if case == "denied":
         oauth.deny_consent = True
     elif case == "no_refresh_token":
         oauth.refresh_token_for_code = False
@@ -455,6 +452,38 @@ def test_oauth2_token_failures_exit_nonzero_with_the_reason(oauth, monkeypatch, 
         assert oauth.token_requests == []           # nothing exchanged
     assert page.status_code == 400 and "<h1>Failed</h1>" in page.text
     assert "refresh_token =" not in out
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_ignores_a_forged_callback_and_completes_the_real_sign_in(oauth, monkeypatch):
+    command = CommandRun(token_command(oauth), monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    oauth.state_override = "forged-state"       # an attacker's link: a code of theirs, not our state
+    forged = browser_visit(sign_in_url)
+    assert forged.status_code == 400 and "<h1>Failed</h1>" in forged.text
+    assert "state does not match the one this command sent" in forged.text and "still waiting" in forged.text
+    assert oauth.token_requests == []                           # the forged code was not exchanged
+    oauth.state_override = None
+    page = browser_visit(sign_in_url)                           # the administrator's own sign-in still works
+    assert command.finish() == 0, command.err.text
+    assert page.status_code == 200 and "<h1>Success</h1>" in page.text
+    assert "refresh_token = refresh-From-Code-" in command.out.text
+    assert [form["code"] for form in oauth.token_requests] == ["code-2"]
+    assert "ignored a callback with a wrong state" in command.err.text
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_with_only_forged_callbacks_times_out_and_says_so(oauth, monkeypatch):
+    argv = token_command(oauth)
+    argv[-1] = "1"
+    command = CommandRun(argv, monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    oauth.state_override = "forged-state"
+    pages = [browser_visit(sign_in_url) for _ in range(2)]
+    assert [page.status_code for page in pages] == [400, 400]
+    assert command.finish() == 1
+    assert "within 1 s (2 callback(s) with a wrong state were ignored" in command.err.text
+    assert oauth.token_requests == [] and "refresh_token =" not in command.out.text
 
 
 @pytest.mark.usefixtures("no_default_app_config")

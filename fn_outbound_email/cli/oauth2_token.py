@@ -1,19 +1,25 @@
 # -*- coding: utf-8 -*-
-"""`outbound-email oauth2-token`: obtain the OAuth2 refresh_token for app.config.
+"""`outbound-email oauth2-token`: obtain the OAuth2 refresh_token for app.config, or test the configured grant.
 
 The authorization-code flow for administrators: sign in as the mailbox in a
 browser; the provider sends the browser back to a callback server this command
-runs on 127.0.0.1. The callback's ``state`` must be the random one sent (else
-the answer is not for this sign-in), the code is exchanged at token_url (with
-PKCE) through RequestsCommon, and the refresh token is printed with the
-app.config line to paste.
+runs on 127.0.0.1. A callback whose ``state`` is not the random one sent is not
+for this sign-in (stale or forged): it gets an error page and is ignored, and
+the command keeps waiting. The code is exchanged at token_url (with PKCE)
+through RequestsCommon, and the refresh token is printed with the app.config
+line to paste.
+
+``--test`` fetches one access token with the grant app.config configures
+(any of them) and prints its lifetime and scopes, never the token.
 """
 
 import base64
+import datetime
 import hashlib
 import html
 import os
 import secrets
+import sys
 import threading
 import webbrowser
 from dataclasses import dataclass
@@ -25,8 +31,8 @@ from resilient_lib import RequestsCommon
 
 from fn_outbound_email.cli.common import EXIT_FAILED, EXIT_OK, BackgroundServer, error, read_app_config
 from fn_outbound_email.lib.errors import ConfigurationError, OAuth2Error
-from fn_outbound_email.lib.oauth2 import request_token
-from fn_outbound_email.lib.settings import SECTION
+from fn_outbound_email.lib.oauth2 import OAuth2TokenProvider, request_token
+from fn_outbound_email.lib.settings import SECTION, load_oauth2_settings
 
 COMMAND = "oauth2-token"
 DEFAULT_WAIT_SECONDS = 300
@@ -39,6 +45,10 @@ REQUIRED_KEYS = ("client_id", "auth_url", "token_url")
 
 class FlowError(Exception):
     """The sign-in did not produce a refresh token; the message says why and what to do."""
+
+
+class ForeignCallback(FlowError):
+    """A callback whose state is not this sign-in's: answered with an error page, then ignored."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,8 @@ def register(subparsers):
         description="Run the OAuth2 authorization-code flow: print (and open) the sign-in URL, receive the "
                     "browser's return on a local callback, check its state, exchange the code at token_url and "
                     "print the refresh_token line for the [{0}] section of app.config. Settings come from that "
-                    "section and/or the flags (flags win).".format(SECTION))
+                    "section and/or the flags (flags win). With --test: no sign-in, one access token with the "
+                    "configured oauth2_grant (refresh_token, client_credentials or jwt_bearer).".format(SECTION))
     parser.add_argument("-c", "--config", metavar="APP_CONFIG",
                         help="app.config to read client_id, client_secret, auth_url, token_url and scope from "
                              "(default: $APP_CONFIG_FILE, else ~/.resilient/app.config, when it exists)")
@@ -77,10 +88,15 @@ def register(subparsers):
     parser.add_argument("--no-browser", action="store_true",
                         help="only print the sign-in URL (open it yourself, e.g. on another machine with an SSH "
                              "tunnel to the callback port)")
+    parser.add_argument("--test", action="store_true",
+                        help="no sign-in: fetch one access token with the oauth2_grant of app.config (-c) and "
+                             "print its lifetime and scopes (never the token)")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    if args.test:
+        return run_token_test(args)
     port = args.redirect_port or 0
     try:
         opts, client = _client_settings(args)
@@ -116,13 +132,69 @@ def run(args):
     return EXIT_OK
 
 
+def run_token_test(args):
+    """--test: one access token with the configured grant; prints what it is good for, never the token."""
+    flags = [flag for key, flag in CLIENT_KEYS if getattr(args, key)] + \
+        [flag for flag, given in (("--redirect-port", args.redirect_port), ("--redirect-uri", args.redirect_uri),
+                                  ("--prompt", args.prompt)) if given]
+    try:
+        if flags:
+            raise ConfigurationError("--test uses app.config only; leave out {0}".format(" ".join(flags)))
+        path = _app_config_path(args)
+        if not path:
+            raise ConfigurationError("--test needs an app.config (none found; use -c FILE)")
+        opts = read_app_config(path)
+        settings = load_oauth2_settings(opts)
+        if settings is None:
+            raise ConfigurationError("OAuth2 is not configured in [{0}] of {1}: set oauth2_grant (or client_id, "
+                                     "token_url and refresh_token)".format(SECTION, path))
+        print("OAuth2 {0}; token endpoint {1}".format(settings.grant_description, settings.token_url), flush=True)
+        provider = OAuth2TokenProvider(settings, RequestsCommon(opts=opts, function_opts=opts.get(SECTION) or {}))
+        token = provider.access_token()
+    except (ConfigurationError, OAuth2Error) as err:
+        error(COMMAND, err)
+        return EXIT_FAILED
+    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=token.lifetime)
+    print("Success: the token endpoint issued an access token (not shown).")
+    print("Expires in {0} s, at {1:%Y-%m-%d %H:%M:%S} UTC".format(token.lifetime, expiry))
+    print("Scopes: {0}".format(describe_scopes(token, settings.scope)))
+    if settings.subject or settings.grant != "refresh_token":
+        print("Sends as (XOAUTH2 user): {0}".format(settings.subject))
+    return EXIT_OK
+
+
+def describe_scopes(token, requested):
+    """What the token grants: the endpoint's scope answer, else the claims of a JWT access token (read, not
+    verified: display only), else the scope that was asked for."""
+    if token.scope:
+        return "{0} (granted)".format(token.scope)
+    import jwt
+    try:
+        claims = jwt.decode(token.value, options={"verify_signature": False})
+    except jwt.PyJWTError:      # opaque tokens (Google's) are not JWTs
+        claims = {}
+    roles, delegated = claims.get("roles"), claims.get("scp")
+    if isinstance(roles, list) and roles:
+        return "{0} (the token's application permissions, roles claim)".format(" ".join(map(str, roles)))
+    if isinstance(delegated, str) and delegated:
+        return "{0} (the token's delegated permissions, scp claim)".format(delegated)
+    if claims:
+        return "none in the token (no roles or scp claim): admin consent for the permission may be missing"
+    return "{0} (requested; the endpoint did not list the granted scopes)".format(requested or "none requested")
+
+
+def _app_config_path(args):
+    """-c, else the default app.config when it exists, else None."""
+    if args.config:
+        return args.config
+    from resilient import get_config_file
+    default = get_config_file()
+    return default if os.path.isfile(default) else None
+
+
 def _client_settings(args):
     """(opts of the app.config or {}, ClientSettings from app.config and flags)."""
-    path = args.config
-    if not path:
-        from resilient import get_config_file
-        default = get_config_file()
-        path = default if os.path.isfile(default) else None
+    path = _app_config_path(args)
     opts = read_app_config(path) if path else {}
     section = opts.get(SECTION) or {}
     values = {}
@@ -184,8 +256,8 @@ class AuthorizationFlow:
     def complete(self, query):
         """The refresh token for the callback's ``query``, or FlowError."""
         if not secrets.compare_digest(query.get("state", ""), self._state):
-            raise FlowError("The callback's state does not match the one this command sent: the answer is not for "
-                            "this sign-in (a stale or forged link). Nothing was exchanged; run the command again.")
+            raise ForeignCallback("The callback's state does not match the one this command sent: the answer is not "
+                                  "for this sign-in (a stale or forged link). It was ignored; nothing was exchanged.")
         if query.get("error"):
             reason = query["error"] + (": " + query["error_description"] if query.get("error_description") else "")
             if query["error"] == "access_denied":
@@ -220,6 +292,7 @@ class CallbackServer(BackgroundServer):
         self._path = path
         self._done = threading.Event()
         self._result = None                # the refresh token, or the FlowError
+        self.ignored = 0                   # callbacks with a wrong state (stale or forged)
         super().__init__(HTTPServer(("127.0.0.1", port), _callback_handler(self)), name="oauth2-callback")
 
     @property
@@ -229,9 +302,11 @@ class CallbackServer(BackgroundServer):
     def wait(self, timeout):
         """The refresh token; FlowError for a failed sign-in or when the browser does not come back in time."""
         if not self._done.wait(timeout):
-            raise FlowError("No answer reached {0} within {1:g} s. Open the URL above in a browser that can reach "
+            ignored = " ({0} callback(s) with a wrong state were ignored: not from this sign-in)".format(
+                self.ignored) if self.ignored else ""
+            raise FlowError("No answer reached {0} within {1:g} s{3}. Open the URL above in a browser that can reach "
                             "this port (on another machine: ssh -L {2}:localhost:{2} to this one), or raise "
-                            "--timeout".format(self.redirect_uri, timeout, self.port))
+                            "--timeout".format(self.redirect_uri, timeout, self.port, ignored))
         if isinstance(self._result, FlowError):
             raise self._result
         return self._result
@@ -246,6 +321,12 @@ class CallbackServer(BackgroundServer):
             self._result = self.handle(query)
             page = 200, "Success", "The refresh token was obtained. Return to the terminal to copy it into " \
                                    "app.config; you can close this window."
+        except ForeignCallback as err:
+            # a forged or stale link must not end the sign-in the administrator is doing: keep waiting
+            self.ignored += 1
+            print("outbound-email {0}: ignored a callback with a wrong state (not from this sign-in); still "
+                  "waiting".format(COMMAND), file=sys.stderr, flush=True)
+            return 400, "Failed", "{0} The sign-in started in the terminal is still waiting.".format(err)
         except FlowError as err:
             self._result = err
             page = 400, "Failed", "Getting the refresh token failed: {0} The terminal shows the same.".format(err)

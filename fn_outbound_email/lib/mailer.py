@@ -85,8 +85,9 @@ def build_transport(settings, requests_common=None):
     if settings.oauth2:
         from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
         if settings.smtp_password:
-            LOG.warning("Both smtp_password and OAuth2 (client_id) are set: OAuth2 is used and the password ignored")
-        user = settings.smtp_user or settings.from_address
+            LOG.warning("Both smtp_password and OAuth2 (%s) are set: OAuth2 is used and the password ignored",
+                        settings.oauth2.grant_description)
+        user = settings.oauth2.subject or settings.smtp_user or settings.from_address
         authenticator = OAuth2Authenticator(user, OAuth2TokenProvider(settings.oauth2, requests_common))
     elif settings.smtp_user:
         authenticator = PasswordAuthenticator(settings.smtp_user, settings.smtp_password)

@@ -1,11 +1,17 @@
 # -*- coding: utf-8 -*-
-"""OAuth2 for SMTP: access tokens from the refresh-token grant, and AUTH XOAUTH2 with them.
+"""OAuth2 for SMTP: access tokens, and AUTH XOAUTH2 with them.
 
-The token endpoint is called through resilient_lib's ``RequestsCommon`` so the
-app's proxy, timeout and TLS settings apply. Access tokens are cached per
-OAuth2 configuration, shared by every Mailer of the process (function calls
-and ``num_workers`` threads), until 60 s before they expire. The client
-secret, refresh tokens and access tokens are never logged.
+Three grants (app.config ``oauth2_grant``) get the tokens: ``refresh_token``
+(a mailbox's sign-in, kept as a refresh token), ``client_credentials``
+(app-only, with a client secret or a certificate-signed client assertion:
+Microsoft 365 SMTP.SendAsApp) and ``jwt_bearer`` (a Google service account
+acting for the mailbox through domain-wide delegation); lib/oauth2_keys.py
+signs the assertions. The token endpoint is called through resilient_lib's
+``RequestsCommon`` so the app's proxy, timeout and TLS settings apply. Access
+tokens are cached per OAuth2 configuration, shared by every Mailer of the
+process (function calls and ``num_workers`` threads), until 60 s before they
+expire. Client secrets, assertions, refresh tokens and access tokens are
+never logged.
 """
 
 import base64
@@ -40,6 +46,33 @@ REFRESH_HINTS = {
     "invalid_client": "check client_id and client_secret",
     "unauthorized_client": "the application registration does not allow the refresh-token grant for client_id",
     "invalid_scope": "check scope: the refresh token was not granted that scope",
+}
+CLIENT_SECRET_HINTS = {
+    "invalid_client": "check client_id and client_secret (Microsoft Entra ID: the secret's Value, not its Secret ID, "
+                      "and not expired) and the tenant in token_url",
+    "unauthorized_client": "client_id is not an application of the tenant in token_url, or it may not use the "
+                           "client credentials grant",
+    "invalid_scope": "check scope (Microsoft 365: https://outlook.office365.com/.default)",
+}
+CLIENT_CERTIFICATE_HINTS = dict(
+    CLIENT_SECRET_HINTS,
+    invalid_client="check client_id, the tenant in token_url, and that the certificate in client_certificate is "
+                   "the one uploaded to the app registration (Microsoft Entra ID: AADSTS700027)")
+JWT_BEARER_HINTS = {
+    "unauthorized_client": "domain-wide delegation is missing: in the Google Workspace Admin console allow the "
+                           "service account's client ID the scope in app.config (https://mail.google.com/)",
+    "invalid_grant": "the key in service_account_file was deleted or replaced, the mailbox (oauth2_subject) is not "
+                     "a user of the Workspace domain, or this machine's clock is wrong",
+    "invalid_scope": "check scope (Gmail: https://mail.google.com/)",
+    "invalid_client": "the service account of service_account_file is unknown or disabled",
+}
+APP_ONLY_SMTP_HINT = {
+    "client_credentials": "check that the app has the SMTP.SendAsApp application permission (Office 365 Exchange "
+                          "Online) with admin consent, that Exchange Online knows its service principal "
+                          "(New-ServicePrincipal) with FullAccess to the mailbox (Add-MailboxPermission), and that "
+                          "SMTP AUTH is enabled for the mailbox",
+    "jwt_bearer": "check that domain-wide delegation allows the scope https://mail.google.com/ and that the mailbox "
+                  "is the user the token was issued for (oauth2_subject)",
 }
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
@@ -149,9 +182,11 @@ def _lifetime_seconds(answer):
 @dataclass
 class _TokenCache:
     lock: threading.Lock
-    refresh_token: str                 # the configured one, or the endpoint's rotated replacement
+    refresh_token: Optional[str]       # the configured one, or the endpoint's rotated replacement
     access_token: Optional[str] = None
     expires_at: float = 0.0
+    lifetime: int = 0                  # what the endpoint said the current token lives, in seconds
+    scope: Optional[str] = None        # the scopes the endpoint said it granted, when it did
 
 
 _caches = {}
@@ -170,10 +205,51 @@ def _cache_for(settings):
 class AccessToken(NamedTuple):
     value: str
     cached: bool      # True: issued earlier, the server may have revoked it since
+    lifetime: int = 0               # seconds the endpoint gave the token when it was issued
+    scope: Optional[str] = None     # the granted scopes, when the endpoint said
+
+
+def _refresh_token_form(settings, cache):
+    form = {"grant_type": "refresh_token", "client_id": settings.client_id, "refresh_token": cache.refresh_token}
+    if settings.client_secret:
+        form["client_secret"] = settings.client_secret
+    return form
+
+
+def _client_credentials_form(settings, cache):
+    form = {"grant_type": "client_credentials", "client_id": settings.client_id}
+    if settings.client_certificate:
+        from fn_outbound_email.lib.oauth2_keys import CLIENT_ASSERTION_TYPE, load_client_certificate
+        certificate = load_client_certificate(settings.client_certificate, settings.client_certificate_password)
+        form["client_assertion_type"] = CLIENT_ASSERTION_TYPE
+        form["client_assertion"] = certificate.client_assertion(settings.client_id, settings.token_url)
+    else:
+        form["client_secret"] = settings.client_secret
+    return form
+
+
+def _jwt_bearer_form(settings, cache):
+    from fn_outbound_email.lib.oauth2_keys import JWT_BEARER_GRANT_TYPE, load_service_account
+    account = load_service_account(settings.service_account_file)
+    # the scope travels in the assertion (Google's form), not as a form field
+    return {"grant_type": JWT_BEARER_GRANT_TYPE,
+            "assertion": account.grant_assertion(settings.subject, settings.scope, settings.token_url)}
+
+
+# grant -> the form of its token request
+_FORMS = {"refresh_token": _refresh_token_form, "client_credentials": _client_credentials_form,
+          "jwt_bearer": _jwt_bearer_form}
+
+
+def _hints(settings):
+    """The fixes for the token endpoint's error codes, for the grant and credential of ``settings``."""
+    if settings.grant == "client_credentials":
+        return CLIENT_CERTIFICATE_HINTS if settings.client_certificate else CLIENT_SECRET_HINTS
+    return JWT_BEARER_HINTS if settings.grant == "jwt_bearer" else REFRESH_HINTS
 
 
 class OAuth2TokenProvider:
-    """Access tokens from the refresh-token grant of ``settings`` (an OAuth2Settings), cached."""
+    """Access tokens from the grant of ``settings`` (an OAuth2Settings), cached."""
 
     def __init__(self, settings, requests_common=None, clock=time.monotonic):
         self._settings = settings
@@ -181,14 +257,19 @@ class OAuth2TokenProvider:
         self._clock = clock
         self._cache = _cache_for(settings)
 
+    @property
+    def smtp_refusal_hint(self):
+        """What to check when the SMTP server refuses a token of this grant."""
+        return APP_ONLY_SMTP_HINT.get(self._settings.grant, SCOPE_HINT)
+
     def access_token(self):
         """The cached token while it has more than a minute left, else a new one (one request at a time)."""
         cache = self._cache
         with cache.lock:
             if cache.access_token and self._clock() < cache.expires_at:
-                return AccessToken(cache.access_token, cached=True)
-            self._refresh(cache)
-            return AccessToken(cache.access_token, cached=False)
+                return AccessToken(cache.access_token, True, cache.lifetime, cache.scope)
+            self._fetch(cache)
+            return AccessToken(cache.access_token, False, cache.lifetime, cache.scope)
 
     def invalidate(self, token=None):
         """Drop the cached access token (only if it is still ``token``, when given)."""
@@ -197,27 +278,30 @@ class OAuth2TokenProvider:
             if token is None or cache.access_token == token:
                 cache.access_token = None
 
-    def _refresh(self, cache):
+    def _fetch(self, cache):
         settings = self._settings
-        form = {"grant_type": "refresh_token", "client_id": settings.client_id, "refresh_token": cache.refresh_token}
-        if settings.client_secret:
-            form["client_secret"] = settings.client_secret
-        if settings.scope:
+        form = _FORMS[settings.grant](settings, cache)
+        if settings.scope and settings.grant != "jwt_bearer":
             form["scope"] = settings.scope
         started = self._clock()
         try:
             answer = request_token(self._requests_common, settings.token_url, form)
         except TokenEndpointError as err:
-            hint = REFRESH_HINTS.get(err.error)
-            raise TokenEndpointError("OAuth2 token refresh failed: {0}{1}".format(err, "; " + hint if hint else ""),
+            hint = _hints(settings).get(err.error)
+            what = "refresh" if settings.grant == "refresh_token" else \
+                "request ({0})".format(settings.grant_description)
+            raise TokenEndpointError("OAuth2 token {0} failed: {1}{2}".format(what, err, "; " + hint if hint else ""),
                                      error=err.error)
         lifetime = _lifetime_seconds(answer)
         cache.access_token = answer["access_token"]
         cache.expires_at = started + lifetime - EXPIRY_MARGIN_SECONDS
-        LOG.info("OAuth2: new access token from %s for client_id %s, valid for %s s", settings.token_url,
-                 settings.client_id, lifetime)
+        cache.lifetime = lifetime
+        cache.scope = answer["scope"] if isinstance(answer.get("scope"), str) else None
+        LOG.info("OAuth2: new access token from %s (%s) for %s, valid for %s s", settings.token_url,
+                 settings.grant_description, settings.client_id or settings.subject, lifetime)
         rotated = answer.get("refresh_token")
-        if isinstance(rotated, str) and rotated and rotated != cache.refresh_token:
+        if settings.grant == "refresh_token" and isinstance(rotated, str) and rotated and \
+                rotated != cache.refresh_token:
             cache.refresh_token = rotated
             LOG.warning("The OAuth2 token endpoint %s replaced the refresh token (rotation). The app uses the new one "
                         "until it restarts, but app.config still holds the old one, which may stop working: run `%s` "
@@ -253,7 +337,7 @@ class OAuth2Authenticator:
             code, reply = self._attempt(smtp, self._tokens.access_token().value)
         if code != 235:
             raise DeliveryError("The SMTP server refused XOAUTH2 for user '{0}': {1}; {2}".format(
-                self._user, _reply_text(code, reply), SCOPE_HINT),
+                self._user, _reply_text(code, reply), self._tokens.smtp_refusal_hint),
                 transient=400 <= code < 500, smtp_code=code)
 
     @staticmethod

@@ -13,6 +13,7 @@ from typing import Dict, Optional, Union
 
 from resilient_lib import str_to_bool, validate_fields
 
+from fn_outbound_email.lib.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError
 
 SECTION = "fn_outbound_email"
@@ -27,14 +28,32 @@ DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 30      # seconds an unused SMTP session is kept; servers wait 300 s (RFC 5321 4.5.3.2.7)
 
 
+OAUTH2_GRANTS = ("refresh_token", "client_credentials", "jwt_bearer")
+
+
 @dataclass(frozen=True)
 class OAuth2Settings:
-    client_id: str
-    token_url: str
+    client_id: Optional[str]           # None for jwt_bearer: the service account key names the client
+    token_url: str                     # for jwt_bearer the key file's token_uri unless app.config sets one
     scope: Optional[str] = None
     auth_url: Optional[str] = None
     client_secret: Optional[str] = field(default=None, repr=False)
     refresh_token: Optional[str] = field(default=None, repr=False)
+    grant: str = "refresh_token"       # one of OAUTH2_GRANTS
+    client_certificate: Optional[str] = None      # PEM file (key and certificate): client_credentials without a secret
+    client_certificate_password: Optional[str] = field(default=None, repr=False)
+    service_account_file: Optional[str] = None    # Google service account JSON key: jwt_bearer
+    subject: Optional[str] = None      # the mailbox to send as (XOAUTH2 user; jwt_bearer's sub)
+
+    @property
+    def grant_description(self):
+        """The grant and its credential, for reasons and logs (no secret in it)."""
+        if self.grant == "client_credentials":
+            return "client_credentials grant with {0}".format(
+                "client_certificate" if self.client_certificate else "client_secret")
+        if self.grant == "jwt_bearer":
+            return "jwt_bearer grant with service_account_file"
+        return "refresh_token grant"
 
 
 @dataclass(frozen=True)
@@ -140,21 +159,103 @@ def _ssl_verify(configs):
 
 
 def _oauth2(configs):
-    client_id = _text(configs, "client_id")
-    if not client_id:
+    """OAuth2Settings for the configured grant, None without OAuth2; ConfigurationError for one that cannot work."""
+    grant, why = _oauth2_grant(configs)
+    if grant is None:
         return None
-    missing = [key for key in ("token_url", "refresh_token") if not _text(configs, key)]
+    values = {key: _text(configs, key) for key in ("client_id", "token_url", "scope", "auth_url", "client_secret",
+                                                   "refresh_token")}
+    values["grant"] = grant
+    complete = {"refresh_token": _refresh_token_values, "client_credentials": _client_credentials_values,
+                "jwt_bearer": _jwt_bearer_values}[grant]
+    return OAuth2Settings(**complete(configs, values, why))
+
+
+def _oauth2_grant(configs):
+    """(grant, why OAuth2 is on: for messages), or (None, None) without OAuth2."""
+    grant = _text(configs, "oauth2_grant")
+    if grant is not None:
+        grant = grant.lower()
+        if grant not in OAUTH2_GRANTS:
+            raise ConfigurationError("app.config [{0}] oauth2_grant = '{1}' is not one of {2}".format(
+                SECTION, grant, ", ".join(OAUTH2_GRANTS)))
+        return grant, "oauth2_grant = {0}".format(grant)
+    for key, needed in (("client_certificate", "client_credentials"), ("service_account_file", "jwt_bearer")):
+        if _text(configs, key):
+            raise ConfigurationError("app.config [{0}] {1} is set but oauth2_grant is not: set oauth2_grant = "
+                                     "{2}".format(SECTION, key, needed))
+    if _text(configs, "client_id"):
+        return "refresh_token", "client_id is set"      # the configuration before oauth2_grant existed
+    return None, None
+
+
+def _require(configs, why, *keys, hint=""):
+    missing = [key for key in keys if not _text(configs, key)]
     if missing:
-        raise ConfigurationError(
-            "app.config [{0}] client_id is set, so OAuth2 also needs: {1}".format(SECTION, ", ".join(missing)))
-    return OAuth2Settings(
-        client_id=client_id,
-        token_url=_text(configs, "token_url"),
-        scope=_text(configs, "scope"),
-        auth_url=_text(configs, "auth_url"),
-        client_secret=_text(configs, "client_secret"),
-        refresh_token=_text(configs, "refresh_token"),
-    )
+        raise ConfigurationError("app.config [{0}] {1}, so OAuth2 also needs: {2}{3}".format(
+            SECTION, why, ", ".join(missing), hint))
+
+
+def _refresh_token_values(configs, values, why):
+    _require(configs, why, "client_id", "token_url", "refresh_token",
+             hint="" if _text(configs, "refresh_token") else
+             " (run `outbound-email oauth2-token`; or sign in app-only: set oauth2_grant = client_credentials "
+             "or jwt_bearer)")
+    subject = _text(configs, "oauth2_subject")
+    values["subject"] = _mailbox(subject, "oauth2_subject") if subject else None
+    return values
+
+
+def _client_credentials_values(configs, values, why):
+    from fn_outbound_email.lib.oauth2_keys import load_client_certificate   # PyJWT only for the grants that sign
+    _require(configs, why, "client_id", "token_url")
+    values["subject"] = _app_mailbox(configs, why)
+    certificate = _text(configs, "client_certificate")
+    if bool(certificate) == bool(values["client_secret"]):
+        raise ConfigurationError("app.config [{0}] {1} needs exactly one client credential: client_secret or "
+                                 "client_certificate (a PEM file with the private key and certificate){2}".format(
+                                     SECTION, why, ", not both" if certificate else ""))
+    if certificate:
+        values["client_certificate"] = os.path.expanduser(certificate)
+        values["client_certificate_password"] = _text(configs, "client_certificate_password")
+        load_client_certificate(values["client_certificate"], values["client_certificate_password"])   # checks it
+    return values
+
+
+def _jwt_bearer_values(configs, values, why):
+    from fn_outbound_email.lib.oauth2_keys import load_service_account
+    _require(configs, why, "service_account_file", "scope",
+             hint="" if _text(configs, "scope") else " (Gmail: scope = https://mail.google.com/)")
+    values["subject"] = _app_mailbox(configs, why)
+    values["service_account_file"] = os.path.expanduser(_text(configs, "service_account_file"))
+    account = load_service_account(values["service_account_file"])
+    values["token_url"] = values["token_url"] or account.token_uri
+    if not values["token_url"]:
+        raise ConfigurationError("app.config [{0}] service_account_file has no token_uri: set token_url "
+                                 "(Google: https://oauth2.googleapis.com/token)".format(SECTION))
+    return values
+
+
+def _mailbox(text, key):
+    try:
+        return parse_address(text, "app.config [{0}] {1}".format(SECTION, key)).addr_spec
+    except ValueError as err:
+        raise ConfigurationError(str(err))
+
+
+def _app_mailbox(configs, why):
+    """The mailbox an app-only token sends as: oauth2_subject, else smtp_user, else from_email_address."""
+    for key in ("oauth2_subject", "smtp_user", "from_email_address"):
+        text = _text(configs, key)
+        if text:
+            return _mailbox(text, key)
+    raise ConfigurationError("app.config [{0}] {1} needs the mailbox to send as: set oauth2_subject (or "
+                             "from_email_address)".format(SECTION, why))
+
+
+def load_oauth2_settings(opts):
+    """The OAuth2Settings of app.config (``opts``), None when OAuth2 is not configured."""
+    return _oauth2(opts.get(SECTION) or {})
 
 
 def configured_templates(opts):

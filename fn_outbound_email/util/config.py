@@ -37,6 +37,21 @@ smtp_ssl_mode=None
 #token_url=https://login.example.com/oauth2/token
 #auth_url=https://login.example.com/oauth2/auth
 #refresh_token=$SMTP_REFRESH_TOKEN
+# The grant that gets the access tokens: refresh_token (the default: a mailbox's sign-in, above),
+# client_credentials (app-only: Microsoft 365 SMTP.SendAsApp, with client_secret or client_certificate)
+# or jwt_bearer (a Google service account with domain-wide delegation).
+#oauth2_grant=refresh_token
+# client_credentials: a PEM file with the private key and the certificate uploaded to the app registration
+# (instead of client_secret); the password when the key is encrypted.
+# Microsoft 365: token_url=https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token
+#                scope=https://outlook.office365.com/.default
+#client_certificate=/path/to/app_certificate_and_key.pem
+#client_certificate_password=$SMTP_CLIENT_CERT_PASSWORD
+# jwt_bearer: the service account's JSON key (its token_uri is the token_url); scope=https://mail.google.com/
+#service_account_file=/path/to/service_account.json
+# The mailbox to send as (XOAUTH2 user) with client_credentials or jwt_bearer; default smtp_user,
+# else from_email_address.
+#oauth2_subject=soar@example.com
 #
 # S/MIME: PKCS#12 bundle (DER or base64) with the sender's key and certificate; enables signing.
 # Encryption certificates come per send in mail_encryption_recipients.
