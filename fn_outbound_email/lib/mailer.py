@@ -127,6 +127,11 @@ class Mailer:
         """app.config template_file, send_email's template when the function gives none."""
         return self._settings.template_file
 
+    @property
+    def default_sender(self):
+        """app.config from_email_address (or smtp_user when an address); send_email's recipient without mail_to."""
+        return self._settings.default_sender
+
     # --- the pipeline --------------------------------------------------------------------------------
     def send(self, request):
         return self.deliver(self.prepare(request))
