@@ -9,7 +9,7 @@ a send raises a ``MailError`` whose text is the reason shown in SOAR.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
 from fn_outbound_email.lib import compose
@@ -78,6 +78,22 @@ class SendOutcome:
     attachments_missing: List[str]
     signed: bool
     encrypted: bool
+
+
+class AddressList(list):
+    """Addresses for templates: a list, as the original app gives ``mail.mail_to`` (so loops and ``join`` work),
+    that prints as the comma separated text (so ``{{ mail.mail_to }}`` shows the addresses, not a Python list)."""
+
+    def __str__(self):
+        return ", ".join(self)
+
+
+def _template_mail(inputs, sender, to, cc, bcc):
+    """The template's ``mail``: the function inputs, with the sender used and the address inputs as AddressLists."""
+    mail = dict(inputs)
+    mail.update(mail_from=str(sender), mail_to=AddressList(map(str, to)), mail_cc=AddressList(map(str, cc)),
+                mail_bcc=AddressList(map(str, bcc)))
+    return mail
 
 
 def build_transport(settings, requests_common=None):
@@ -163,6 +179,7 @@ class Mailer:
         in_reply_to = compose.normalize_message_id(request.in_reply_to, "mail_in_reply_to")
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 
+        request = replace(request, mail_inputs=_template_mail(request.mail_inputs, sender, to, cc, bcc))
         body, is_html = self._body(request, incident_id)
         attachments, sent, missing = self._attachments(incident_id, request.attachments)
 
