@@ -45,10 +45,12 @@ def test_the_readme_tells_admins_to_run_resilient_circuits_with_l():
 
 
 def test_the_pattern_reads_commands_as_they_are_written():
-    lines = ["`resilient-circuits selftest -l fn_outbound_email` checks", "resilient-circuits config -u -l fn-x  # note",
-             "resilient-circuits customize -y -l pkg_a pkg_b", "pip install -l not_this"]
-    assert [match.group(1) for line in lines for match in COMMAND.finditer(line)] == ["fn_outbound_email", "fn-x",
-                                                                                      "pkg_a"]
+    lines = ["`resilient-circuits selftest -l fn_outbound_email` checks",
+             "resilient-circuits config -u -l fn-x  # note",
+             "resilient-circuits customize -y -l pkg_a pkg_b",
+             "pip install -l not_this"]
+    found = [match.group(1) for line in lines for match in COMMAND.finditer(line)]
+    assert found == ["fn_outbound_email", "fn-x", "pkg_a"]
 
 
 @pytest.mark.parametrize("name", sorted(documented_names()))
