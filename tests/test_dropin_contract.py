@@ -130,3 +130,12 @@ def test_payload_samples_show_the_original_keys(function_name, original_keys):
         example = json.load(sample)
     assert set(example) >= PAYLOAD_KEYS
     assert set(example["content"]) >= original_keys
+
+
+@pytest.mark.parametrize("function_name, inputs", [("send_email", {"mail_subject": "s", "mail_body_text": "x"}),
+                                                   ("send_email2", {"mail_body": "x"})])
+def test_payload_samples_name_the_package_as_the_functions_report_it(circuits_app, server, function_name, inputs):
+    payload = call_function(circuits_app, function_name, dict(inputs, mail_incident_id=INCIDENT_ID,
+                                                              mail_to="alice@example.com"))
+    with open(os.path.join(SAMPLES, function_name, "output_json_example.json"), encoding="utf-8") as sample:
+        assert json.load(sample)["metrics"]["package"] == payload["metrics"]["package"] == "fn_outbound_email"
