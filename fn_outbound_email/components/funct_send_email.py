@@ -27,8 +27,8 @@ class FunctionComponent(AppFunctionComponent):
 
         def make_request(mailer):
             request = build_request(inputs, mailer)
-            echoed[:] = [request.sender or mailer.default_sender or "", request.to, request.cc or "",
-                         request.bcc or "", request.subject]
+            echoed[:] = [mailer.sender_for(request) or "", request.to, request.cc or "", request.bcc or "",
+                         request.subject]
             return request
 
         try:

@@ -26,7 +26,7 @@ class FunctionComponent(AppFunctionComponent):
         sender = [request.sender]
 
         def make_request(mailer):
-            sender[0] = (request.sender or "").strip() or mailer.default_sender
+            sender[0] = mailer.sender_for(request)
             return request
 
         try:

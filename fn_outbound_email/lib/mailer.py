@@ -148,6 +148,10 @@ class Mailer:
         """app.config from_email_address (or smtp_user when an address); send_email's recipient without mail_to."""
         return self._settings.default_sender
 
+    def sender_for(self, request):
+        """The sender text ``request`` goes out from: mail_from, else the default sender (None when neither)."""
+        return (request.sender or "").strip() or self._settings.default_sender
+
     # --- the pipeline --------------------------------------------------------------------------------
     def send(self, request):
         return self.deliver(self.prepare(request))
@@ -167,7 +171,7 @@ class Mailer:
             raise ValueError("mail_to is required: give at least one recipient address")
         cc = parse_address_list(request.cc, "mail_cc")
         bcc = parse_address_list(request.bcc, "mail_bcc")
-        sender_text = (request.sender or "").strip() or self._settings.default_sender
+        sender_text = self.sender_for(request)
         if not sender_text:
             raise ValueError("No sender: give mail_from, or set from_email_address (or an address as smtp_user) "
                              "in app.config")
