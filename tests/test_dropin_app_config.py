@@ -132,24 +132,28 @@ def tls_files(tmp_path_factory):
             "key": pki.write_pem(folder / "server.key", server.key_pem)}
 
 
-def starttls_send(tls_files):
+def starttls_send(tls_files, **overrides):
+    """A send with the original's section switched to STARTTLS (smtp_ssl_cafile= still blank unless overridden)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls_files["cert"], tls_files["key"])
     with SmtpTestServer(tls_context=context, require_starttls=True) as server:
-        settings = load_settings(as_opts(original_section("127.0.0.1", server.port), smtp_ssl_mode="starttls",
-                                         from_email_address="soar@example.com", smtp_conn_timeout="5"))
+        overrides = dict({"smtp_ssl_mode": "starttls", "from_email_address": "soar@example.com",
+                          "smtp_conn_timeout": "5"}, **overrides)
+        settings = load_settings(as_opts(original_section("127.0.0.1", server.port), **overrides))
         Mailer(settings, soar=None).send(MailRequest(incident_id=1, to="alice@example.com", subject="s", body="b"))
         return server.messages
 
 
-def test_blank_smtp_ssl_cafile_verifies_with_the_system_ca_store(tls_files, monkeypatch):
-    # the test CA is not in the system store: refused, naming the key to set
+def test_blank_smtp_ssl_cafile_verifies_with_the_system_ca_store(tls_files):
+    # not "no verification" (false) and not a path: the test CA is not in the system store, so the server is
+    # refused before anything is sent, with the key to set named
     with pytest.raises(DeliveryError) as raised:
         starttls_send(tls_files)
     assert "not trusted" in str(raised.value) and "smtp_ssl_cafile" in str(raised.value)
-    # OpenSSL's default store is what a blank value uses: point it at the test CA and the same config delivers
-    monkeypatch.setenv("SSL_CERT_FILE", tls_files["ca"])
-    messages = starttls_send(tls_files)
+
+
+def test_the_same_section_delivers_once_smtp_ssl_cafile_names_the_ca(tls_files):
+    messages = starttls_send(tls_files, smtp_ssl_cafile=tls_files["ca"])
     assert len(messages) == 1 and messages[0].tls is True
 
 
