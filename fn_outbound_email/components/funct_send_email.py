@@ -22,9 +22,17 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
         validate_fields(["mail_subject", "mail_incident_id"], fn_inputs)
         inputs = fn_inputs._asdict()
+        # v1 echoes [from, to, cc, bcc, subject] as sent; the raw inputs until the mailer has filled in defaults
         echoed = [inputs.get(name) or "" for name in ("mail_from", "mail_to", "mail_cc", "mail_bcc", "mail_subject")]
+
+        def make_request(mailer):
+            request = build_request(inputs, mailer)
+            echoed[:] = [mailer.sender_for(request) or "", request.to, request.cc or "", request.bcc or "",
+                         request.subject]
+            return request
+
         try:
-            outcome = yield from send_with_progress(self, lambda mailer: build_request(inputs, mailer))
+            outcome = yield from send_with_progress(self, make_request)
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
             yield FunctionResult({"inputs": echoed, "message": str(err), "text": None, "success": False},
@@ -36,11 +44,20 @@ class FunctionComponent(AppFunctionComponent):
 
 
 def build_request(inputs, mailer):
-    """v1 precedence: the mail_body_html template, then app.config template_file, then mail_body_text as text."""
+    """v1 precedence: the mail_body_html template, then app.config template_file, then mail_body_text as text.
+
+    As in the original, an empty mail_to sends the mail to the app's own address (from_email_address).
+    """
     template_file = None if inputs.get("mail_body_html") else mailer.default_template_file
+    to = inputs.get("mail_to")
+    if not (to or "").strip():
+        to = mailer.default_sender
+        if not to:
+            raise ValueError("mail_to is empty and app.config [fn_outbound_email] sets no from_email_address (or "
+                             "smtp_user address) to send to instead: give mail_to")
     return MailRequest(
         incident_id=inputs.get("mail_incident_id"),
-        to=inputs.get("mail_to"),
+        to=to,
         cc=inputs.get("mail_cc"),
         bcc=inputs.get("mail_bcc"),
         sender=inputs.get("mail_from"),

@@ -22,11 +22,18 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
         validate_fields(["mail_to", "mail_incident_id"], fn_inputs)
         request = build_request(fn_inputs._asdict())
+        # a result names the sender used even when nothing was sent, as the original's does
+        sender = [request.sender]
+
+        def make_request(mailer):
+            sender[0] = mailer.sender_for(request)
+            return request
+
         try:
-            outcome = yield from send_with_progress(self, lambda mailer: request)
+            outcome = yield from send_with_progress(self, make_request)
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
-            yield FunctionResult(failure_content(request), success=False, reason=str(err))
+            yield FunctionResult(failure_content(sender[0]), success=False, reason=str(err))
             return
 
         yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
@@ -68,11 +75,11 @@ def result_content(outcome):
     }
 
 
-def failure_content(request):
+def failure_content(sender):
     """The result content of a send that did not happen."""
     return {
         "mail_body": None,
-        "mail_from": request.sender,
+        "mail_from": sender,
         "message_id": None,
         "recipients": {"accepted": [], "refused": {}},
         "attachments": {"sent": [], "missing": []},

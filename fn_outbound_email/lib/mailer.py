@@ -9,7 +9,7 @@ a send raises a ``MailError`` whose text is the reason shown in SOAR.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
 from fn_outbound_email.lib import compose
@@ -80,6 +80,22 @@ class SendOutcome:
     encrypted: bool
 
 
+class AddressList(list):
+    """Addresses for templates: a list, as the original app gives ``mail.mail_to`` (so loops and ``join`` work),
+    that prints as the comma separated text (so ``{{ mail.mail_to }}`` shows the addresses, not a Python list)."""
+
+    def __str__(self):
+        return ", ".join(self)
+
+
+def _template_mail(inputs, sender, to, cc, bcc):
+    """The template's ``mail``: the function inputs, with the sender used and the address inputs as AddressLists."""
+    mail = dict(inputs)
+    mail.update(mail_from=str(sender), mail_to=AddressList(map(str, to)), mail_cc=AddressList(map(str, cc)),
+                mail_bcc=AddressList(map(str, bcc)))
+    return mail
+
+
 def build_transport(settings, requests_common=None):
     """The SMTP transport with the authentication app.config asks for (shared by sending and selftest)."""
     if settings.oauth2:
@@ -128,6 +144,15 @@ class Mailer:
         """app.config template_file, send_email's template when the function gives none."""
         return self._settings.template_file
 
+    @property
+    def default_sender(self):
+        """app.config from_email_address (or smtp_user when an address); send_email's recipient without mail_to."""
+        return self._settings.default_sender
+
+    def sender_for(self, request):
+        """The sender text ``request`` goes out from: mail_from, else the default sender (None when neither)."""
+        return (request.sender or "").strip() or self._settings.default_sender
+
     # --- the pipeline --------------------------------------------------------------------------------
     def send(self, request):
         return self.deliver(self.prepare(request))
@@ -147,7 +172,7 @@ class Mailer:
             raise ValueError("mail_to is required: give at least one recipient address")
         cc = parse_address_list(request.cc, "mail_cc")
         bcc = parse_address_list(request.bcc, "mail_bcc")
-        sender_text = (request.sender or "").strip() or self._settings.default_sender
+        sender_text = self.sender_for(request)
         if not sender_text:
             raise ValueError("No sender: give mail_from, or set from_email_address (or an address as smtp_user) "
                              "in app.config")
@@ -159,6 +184,7 @@ class Mailer:
         in_reply_to = compose.normalize_message_id(request.in_reply_to, "mail_in_reply_to")
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 
+        request = replace(request, mail_inputs=_template_mail(request.mail_inputs, sender, to, cc, bcc))
         body, is_html = self._body(request, incident_id)
         attachments, sent, missing = self._attachments(incident_id, request.attachments)
 

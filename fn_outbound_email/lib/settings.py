@@ -125,12 +125,28 @@ def _number(configs, key, default, kind=int, minimum=0, maximum=None):
     return value
 
 
+# Relative template paths of IBM's original app that name a template we ship elsewhere; an app.config kept from
+# the original (its generated section has template_file=data/example_send_email.jinja) keeps working.
+ORIGINAL_TEMPLATE_PATHS = {
+    "data/example_send_email.jinja": "data/templates/example_send_email.jinja",
+}
+
+
 def resolve_package_path(path):
     """Absolute paths stay; relative ones are taken from the package folder."""
     if not path:
         return None
     path = os.path.expanduser(path)
     return path if os.path.isabs(path) else os.path.join(PACKAGE_DIR, path)
+
+
+def resolve_template_path(path):
+    """A template path from app.config: like resolve_package_path; a missing original-app path names our copy."""
+    resolved = resolve_package_path(path)
+    shipped = ORIGINAL_TEMPLATE_PATHS.get(os.path.normpath(path).replace(os.sep, "/")) if path else None
+    if shipped and not os.path.exists(resolved):
+        return resolve_package_path(shipped)
+    return resolved
 
 
 def _ssl_mode(configs):
@@ -263,7 +279,7 @@ def configured_templates(opts):
     templates = {}
     for label, path in (opts.get(TEMPLATES_SECTION) or {}).items():
         if str(path or "").strip():
-            templates[str(label).strip()] = resolve_package_path(str(path).strip())
+            templates[str(label).strip()] = resolve_template_path(str(path).strip())
     return templates
 
 
@@ -301,7 +317,7 @@ def load_settings(opts):
         smtp_password=smtp_password,
         from_address=_text(configs, "from_email_address"),
         oauth2=oauth2,
-        template_file=resolve_package_path(_text(configs, "template_file")),
+        template_file=resolve_template_path(_text(configs, "template_file")),
         templates=templates,
         date_format=_text(configs, "date_format"),
         enable_email_conversations=str_to_bool(_text(configs, "enable_email_conversations") or "false"),

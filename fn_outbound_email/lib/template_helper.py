@@ -27,6 +27,19 @@ def _text_of(value):
     return value
 
 
+def _name_of(value):
+    """A select value given as an object ({"id": ..., "name": ...}) shows its name, as in the original app."""
+    if isinstance(value, dict) and "name" in value:
+        return value.get("name")
+    return _text_of(value)
+
+
+# A root note holding this text is the original app's own "mail sent" note (its example post-processing
+# script writes it, with the mail's body); the original leaves such notes out of get_notes, so a template
+# that lists notes does not copy earlier mails into every new one. Ours does the same.
+_SENT_MAIL_NOTE = "email sent if mail server is valid"
+
+
 class LazyList:
     """A list fetched from SOAR the first time a template looks at it."""
 
@@ -91,7 +104,8 @@ class TemplateHelper:
         if isinstance(value, list) or input_type in ("select", "multiselect"):
             labels = {entry.get("value"): entry.get("label") for entry in (field_def or {}).get("values") or []}
             if isinstance(value, list):
-                return ", ".join(str(labels.get(item, _text_of(item))) for item in value)
+                return ", ".join(str(_name_of(item) if isinstance(item, dict) else labels.get(item, item))
+                                 for item in value)
             if value in labels:
                 return str(labels[value])
         if isinstance(value, bool):
@@ -100,11 +114,16 @@ class TemplateHelper:
         return None if value is None else str(value)
 
     def get_action_field_value(self, action, field_name):
-        """A field of an activity form (rule/playbook inputs) from its properties."""
+        """A field of an activity form (rule/playbook inputs) from its properties; a select's id shows its label."""
         if not isinstance(action, dict):
             return None
         properties = action.get("properties") or action.get("inputs") or {}
         value = properties.get(field_name, action.get(field_name))
+        if isinstance(value, int) and not isinstance(value, bool):
+            # select values arrive as ids; their labels live in the activity field's definition
+            field_def = self._soar.get_field_definitions("actioninvocation").get(field_name) or {}
+            labels = {entry.get("value"): entry.get("label") for entry in field_def.get("values") or []}
+            return labels.get(value, value)
         return _text_of(value)
 
     # --- related data ------------------------------------------------------------------------------
@@ -118,7 +137,8 @@ class TemplateHelper:
         return result
 
     def get_notes(self, note, get_children=True):
-        """Notes flattened, each with its text; children follow their parent when asked."""
+        """Notes flattened, each with its text; children follow their parent when asked. Root notes the original
+        app wrote about its own sent mails are left out, as the original does."""
         flat = []
 
         def visit(items):
@@ -129,7 +149,7 @@ class TemplateHelper:
                 if get_children:
                     visit(item.get("children"))
 
-        visit(note)
+        visit([item for item in note or [] if _SENT_MAIL_NOTE not in str(_text_of(item.get("text")) or "").lower()])
         return flat
 
     def get_datatable(self, name, incident_id, html=True):
@@ -150,7 +170,7 @@ class TemplateHelper:
     def get_datatable_value_array(self, incident_id, name, field_name):
         """One column's values across the rows, comma joined."""
         values = [row.get(field_name) for row in self.get_datatable(name, incident_id, html=False)]
-        return ", ".join(value for value in values if value)
+        return ", ".join(dict.fromkeys(value for value in values if value))     # each value once, as the original
 
     # --- links -----------------------------------------------------------------------------------------
     def generate_incident_url(self, incident_id):
@@ -161,19 +181,23 @@ class TemplateHelper:
 
     # --- small utilities ---------------------------------------------------------------------------
     def format_timestamp(self, epoch_ms):
-        """Epoch milliseconds as ISO 8601 (UTC), or with the app.config date_format."""
+        """Epoch milliseconds as ISO 8601 in UTC (without an offset, as the original app writes it), or with the
+        app.config date_format."""
         if epoch_ms in (None, ""):
             return None
         moment = datetime.fromtimestamp(int(epoch_ms) / 1000.0, tz=timezone.utc)
-        return moment.strftime(self._date_format) if self._date_format else moment.isoformat()
+        return moment.strftime(self._date_format) if self._date_format else moment.replace(tzinfo=None).isoformat()
 
     def get_timestamp(self, offset=0):
-        """Now as epoch milliseconds, plus ``offset`` milliseconds."""
-        return int(time.time() * 1000) + int(offset or 0)
+        """Now as whole epoch seconds, plus ``offset`` seconds (the original app's units)."""
+        return int(round(time.time() + float(offset or 0)))
 
     def regex_replace(self, value, pattern, replacement):
         return re.sub(pattern, replacement, "" if value is None else str(value))
 
     def get_list_from_string(self, value):
-        """'a, b ,c' → ['a', 'b', 'c']"""
-        return [item.strip() for item in str(value or "").split(",") if item.strip()]
+        """'a, b;c d a' → ['a', 'b', 'c', 'd']: split on commas, semicolons and spaces, each item once (as the
+        original app does); a list or tuple is returned as it is."""
+        if isinstance(value, (list, tuple)):
+            return value
+        return list(dict.fromkeys(item.strip() for item in re.split(r"[,; ]", str(value or "")) if item.strip()))

@@ -9,7 +9,7 @@ def config_section_data():
 smtp_server=xxx.xxx.xxx.xxx
 # Port: 25 plain, 587 or 2525 for STARTTLS, 465 for implicit TLS.
 # When unset the port follows smtp_ssl_mode (None 25, starttls 587, ssl 465).
-smtp_port=25
+#smtp_port=587
 # SMTP login; may differ from the sender address
 #smtp_user=mail_user@example.com
 # Basic-auth password (required with smtp_user unless OAuth2 is configured).
@@ -25,7 +25,7 @@ smtp_ssl_mode=None
 # false = no verification (not recommended; a warning is logged)
 #smtp_ssl_cafile=/path/to/ca_bundle.pem
 # Default template for send_email: an absolute path, or relative to the package
-#template_file=data/templates/example_send_email.jinja
+template_file=data/templates/example_send_email.jinja
 # true: at start-up add the email_conversations table and Email Message-ID field to the Email tab
 #enable_email_conversations=false
 #
@@ -64,6 +64,8 @@ smtp_ssl_mode=None
 #max_message_size=26214400
 # Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
 #smtp_retries=2
+# true: allow AUTH on a connection without TLS (a warning is logged per connection); default false
+#smtp_allow_plaintext_auth=false
 # Keep an idle SMTP session for the next send with the same settings (true), and for how many seconds
 #smtp_connection_reuse=true
 #smtp_idle_timeout=30
