@@ -49,6 +49,9 @@ smtp_ssl_mode=None
 #max_message_size=26214400
 # Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
 #smtp_retries=2
+# With smtp_ssl_mode None a login is upgraded with STARTTLS, and refused when the server does not offer it;
+# true sends the password or OAuth2 token in clear instead (trusted networks only; a warning is logged)
+#smtp_allow_plaintext_auth=false
 
 [fn_outbound_email:templates]
 # One template per line: label = path. The labels fill the mail_template_select
