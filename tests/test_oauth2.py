@@ -34,7 +34,8 @@ APP_OAUTH_PORT = free_port()
 config_data = app_config(APP_SMTP_PORT, smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD,
                          from_email_address="SOAR Notifier <soar@example.com>", client_id=CLIENT_ID,
                          client_secret=CLIENT_SECRET, scope=SCOPE,
-                         token_url="http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT), refresh_token=REFRESH_TOKEN)
+                         token_url="http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT), refresh_token=REFRESH_TOKEN,
+                         smtp_allow_plaintext_auth=True)
 
 resilient_mock = SoarMock
 # the XOAUTH2 test server takes tokens without TLS, which aiosmtpd warns about
@@ -62,7 +63,8 @@ def smtp(oauth):
 def section(oauth, smtp_port, **values):
     configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
                "smtp_retries": "0", "smtp_user": SMTP_USER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-               "scope": SCOPE, "token_url": oauth.token_url, "refresh_token": REFRESH_TOKEN}
+               "scope": SCOPE, "token_url": oauth.token_url, "refresh_token": REFRESH_TOKEN,
+               "smtp_allow_plaintext_auth": "true"}     # the XOAUTH2 test server has no TLS
     configs.update(values)
     return {"fn_outbound_email": configs}
 
