@@ -9,7 +9,7 @@ import pytest
 from fn_outbound_email.util.selftest import selftest_function
 from tests import pki
 from tests.conftest import TlsPki
-from tests.fault_smtp import FaultSmtpServer
+from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 
 
@@ -132,3 +132,11 @@ def test_connection_refused_on_port_25_in_ssl_mode():
             pytest.skip("something listens on 127.0.0.1:25")
     result = selftest_function(opts(25, smtp_ssl_mode="ssl"))
     assert result["state"] == "failure" and "set smtp_port = 465" in result["reason"]
+
+
+def test_a_tls_record_answering_plain_ehlo():
+    alert = b"\x15\x03\x01\x00\x02\x02\x46"          # TLS alert record: protocol_version
+    with ScriptedSocketServer(answer=lambda line: [alert]) as server:
+        result = selftest_function(opts(server.port))
+    assert result["state"] == "failure"
+    assert "answered in TLS" in result["reason"] and "smtp_ssl_mode = ssl" in result["reason"]
