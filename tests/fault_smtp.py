@@ -41,8 +41,9 @@ class Fault:
 class FaultHandler(RecordingHandler):
     """RecordingHandler whose answers at the greeting, MAIL FROM, RCPT TO and end of DATA are scripted."""
 
-    def __init__(self, **script):
+    def __init__(self, pipelining=False, **script):
         super().__init__()
+        self.pipelining = pipelining
         self.script(**script)
 
     def script(self, greeting=None, auth=None, mail=None, rcpt=None, data=None, refuse=(), hide=(), rcpt_limit=None,
@@ -97,6 +98,9 @@ class FaultHandler(RecordingHandler):
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname        # with this (new-style) hook aiosmtpd leaves it to the handler
+        if self.pipelining:
+            # honest: aiosmtpd reads commands line by line from its stream buffer, so pipelined input works
+            responses = responses[:-1] + ["250-PIPELINING"] + responses[-1:]
         return [line for line in responses if line[4:].split(" ")[0].upper() not in self.hide]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -179,9 +183,11 @@ class FaultSmtpServer(SmtpTestServer):
 
     controller_class = FaultController
 
-    def __init__(self, greeting=None, mail=None, rcpt=None, data=None, refuse=(), hide=(), **server_options):
+    def __init__(self, greeting=None, mail=None, rcpt=None, data=None, refuse=(), hide=(), pipelining=False,
+                 **server_options):
+        """``pipelining``: advertise PIPELINING (RFC 2920)."""
         super().__init__(handler=FaultHandler(greeting=greeting, mail=mail, rcpt=rcpt, data=data, refuse=refuse,
-                                              hide=hide), **server_options)
+                                              hide=hide, pipelining=pipelining), **server_options)
 
     @property
     def commands(self):
@@ -272,11 +278,13 @@ class ScriptedSocketServer:
 
 class WireTap:
     """Relays 127.0.0.1:``port`` to the server at ``target_port`` and keeps what the client sent (``from_client``),
-    as it crossed the network: encrypted after STARTTLS, in clear otherwise."""
+    as it crossed the network: encrypted after STARTTLS, in clear otherwise. ``client_reads`` lists the pieces
+    as they were read: bytes the client sent before waiting for a reply arrive together."""
 
     def __init__(self, target_port):
         self.target_port = target_port
         self.from_client = bytearray()
+        self.client_reads = []
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(5)
@@ -300,18 +308,18 @@ class WireTap:
                 return
             server = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, self.from_client), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
-    @staticmethod
-    def _pump(source, sink, record):
+    def _pump(self, source, sink, from_client):
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
-                if record is not None:
-                    record.extend(data)
+                if from_client:
+                    self.from_client.extend(data)
+                    self.client_reads.append(data)
                 sink.sendall(data)
         except OSError:
             pass

@@ -16,7 +16,7 @@ from fn_outbound_email.lib import smtp_transport
 from fn_outbound_email.lib.errors import DeliveryError, MailError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests.fault_smtp import Fault, FaultSmtpServer, ScriptedSocketServer
+from tests.fault_smtp import Fault, FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.function_runner import app_config, call_function
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
@@ -442,6 +442,124 @@ def test_a_retry_round_that_fails_reports_the_rest_without_failing_the_send(serv
     assert outcome.accepted == ["alice@example.com"]
     assert "451 4.3.0 Try later" in outcome.refused["bob@example.com"]
     assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+# --- PIPELINING (RFC 2920) ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipelining_fault_server():
+    with FaultSmtpServer(pipelining=True) as server:
+        yield server
+
+
+@pytest.fixture
+def pipelined(pipelining_fault_server, backoff_sleeps):
+    """(server advertising PIPELINING, WireTap in front of it: send to the tap's port)."""
+    pipelining_fault_server.script()
+    with WireTap(pipelining_fault_server.port) as tap:
+        yield pipelining_fault_server, tap
+
+
+def read_holding(tap, needle):
+    """The piece the tap read that holds ``needle``: what the client wrote without waiting for a reply."""
+    return next(piece for piece in tap.client_reads if needle in piece)
+
+
+def test_pipelining_sends_the_envelope_in_one_write_and_maps_each_reply_to_its_recipient(pipelined):
+    server, tap = pipelined
+    server.script(refuse=["gone@example.org"])
+    prepared, outcome = deliver(tap, to="alice@example.com, gone@example.org, bob@example.com")
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert outcome.refused == {"gone@example.org": "550 5.1.1 <gone@example.org>: mailbox unavailable"}
+    envelope = read_holding(tap, b"MAIL FROM")
+    assert envelope.startswith(b"MAIL FROM:<soar@example.com>") and envelope.count(b"RCPT TO") == 3
+    assert envelope.endswith(b"DATA\r\n")
+    assert read_holding(tap, b"QUIT").endswith(b"\r\n.\r\nQUIT\r\n")      # the final dot and QUIT together
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", "QUIT"]
+    assert server.messages[0].rcpt_tos == ["alice@example.com", "bob@example.com"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_without_pipelining_each_command_waits_for_its_reply(server):
+    with WireTap(server.port) as tap:
+        prepared, outcome = deliver(tap, to="alice@example.com, bob@example.com")
+    mail = read_holding(tap, b"FROM:<soar@example.com>")       # smtplib writes "mail FROM:"
+    assert b"RCPT" not in mail.upper()
+    assert b"QUIT" not in read_holding(tap, b"\r\n.\r\n")
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_pipelined_sender_refusal_sends_no_message(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(mail=Fault("553 5.7.1 Sender address rejected", times=None))
+    prepared, error = failed_delivery(tap, retries=2)
+    assert "refused the sender soar@example.com: 553 5.7.1" in str(error) and not error.transient
+    assert b"Subject: Fault test" not in tap.from_client
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "QUIT"] and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_pipelined_refusal_of_every_recipient_sends_no_message(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(refuse=["gone@example.org", "left@example.org"])
+    prepared, error = failed_delivery(tap, to="gone@example.org, left@example.org", retries=2)
+    assert "refused every recipient" in str(error) and "left@example.org: 550" in str(error)
+    assert b"Subject: Fault test" not in tap.from_client
+    assert server.commands[-2:] == ["RSET", "QUIT"] and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_pipelined_421_at_rcpt_is_retried(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(rcpt=Fault("421 4.3.2 System shutting down", times=1))
+    prepared, outcome = deliver(tap, to="alice@example.com, bob@example.com", retries=1)
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_pipelined_452_recipients_are_retried_each_once(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(rcpt_limit=2)
+    prepared, outcome = deliver(tap, to=", ".join(FIVE), retries=2)
+    assert outcome.accepted == FIVE and outcome.refused == {}
+    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4], FIVE[4:]]
+
+
+def test_pipelined_drop_after_the_data_is_uncertain(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(data=Fault(drop=True, times=1))
+    prepared, error = failed_delivery(tap, retries=2)
+    assert error.uncertain and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=1, accepted=0)
+
+
+def test_pipelined_smtputf8_envelope_is_sent_in_utf8(pipelined):
+    server, tap = pipelined
+    transport = make_mailer(tap)._transport
+    report = transport.deliver("soar@example.com", ["josé@example.com"], b"Subject: x\r\n\r\nhi\r\n", smtputf8=True)
+    assert report.accepted == ["josé@example.com"]
+    assert "RCPT TO:<josé@example.com>".encode("utf-8") in read_holding(tap, b"MAIL FROM")
+    assert server.messages[0].rcpt_tos == ["josé@example.com"] and "SMTPUTF8" in server.messages[0].mail_options
+
+
+def pipelining_server_inviting_data_for_nobody(line):
+    """Answers as a broken server would: DATA gets 354 although every recipient was refused."""
+    command = line[:4].upper()
+    if command == b"EHLO":
+        return [b"250-broken.example\r\n250-PIPELINING\r\n250 SIZE 10000\r\n"]
+    replies = {b"MAIL": b"250 OK\r\n", b"RCPT": b"550 5.1.1 unknown\r\n", b"DATA": b"354 go ahead\r\n",
+               b".\r\n": b"554 5.5.1 no valid recipients\r\n", b"RSET": b"250 OK\r\n", b"QUIT": b"221 bye\r\n"}
+    return [replies.get(command, b"500 what\r\n")]
+
+
+def test_data_invited_for_a_refused_transaction_gets_an_empty_message_only(backoff_sleeps):
+    with ScriptedSocketServer(answer=pipelining_server_inviting_data_for_nobody) as server:
+        prepared, error = failed_delivery(server, retries=0, timeout=5)
+        lines = [line.upper() for line in server.lines]        # smtplib writes "rset", "quit"
+    assert "refused every recipient" in str(error)
+    assert lines[lines.index(b"DATA\r\n") + 1:] == [b".\r\n", b"RSET\r\n", b"QUIT\r\n"]   # no message data
 
 
 # --- end to end through send_email2 ------------------------------------------------------------------------

@@ -516,38 +516,21 @@ class SmtpTransport:
     def _transaction(self, smtp, envelope_from, recipients, message, smtputf8=False):
         """MAIL, RCPT for each recipient and, when any is accepted, the message.
 
+        With PIPELINING (RFC 2920) the envelope goes in one write (MAIL, every RCPT, DATA) and the replies are
+        read in order; the message's final dot and QUIT go in one write too (a session carries one transaction).
         Returns (accepted recipients, {refused recipient: (code, reason)}); raises DeliveryError for a failure
         of the whole transaction.
         """
+        pipelining = smtp.has_extn("pipelining")
         try:
             options = self._mail_options(smtp, envelope_from, recipients, message, smtputf8)
-            code, reply = smtp.mail(envelope_from, options)
-            if code != 250:
-                _abandon_transaction(smtp, code)
-                if code == 552:
-                    raise DeliveryError("The SMTP server refused the message of {0} bytes as too big at MAIL FROM: "
-                                        "{1}".format(len(message), _reply_text(code, reply)), smtp_code=code)
-                raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
-                    envelope_from, _reply_text(code, reply)), transient=_transient(code), smtp_code=code)
-            accepted, refused = [], {}
-            for recipient in recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code in (250, 251):
-                    accepted.append(recipient)
-                elif code == 421:
-                    _abandon_transaction(smtp, code)
-                    raise DeliveryError("The SMTP server {0} is closing the connection: {1}".format(
-                        self.server, _reply_text(code, reply)), transient=True, smtp_code=code)
-                else:
-                    refused[recipient] = (code, _reply_text(code, reply))
+            if pipelining:
+                mail, rcpts, data = self._pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8)
+            else:
+                mail, rcpts, data = self._classic_envelope(smtp, envelope_from, options, recipients)
+            accepted, refused = self._check_envelope(smtp, envelope_from, message, mail, rcpts, data)
             if not accepted:
-                _abandon_transaction(smtp, code)
                 return accepted, refused
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                _abandon_transaction(smtp, code)
-                raise DeliveryError("The SMTP server refused DATA: {0}".format(_reply_text(code, reply)),
-                                    transient=_transient(code), smtp_code=code)
         except DeliveryError:
             raise
         except Exception as err:
@@ -558,17 +541,100 @@ class SmtpTransport:
         # the data gets a deadline of its own: a big message over a slow link needs longer than a command
         smtp.deadline = time.monotonic() + self._settings.timeout + len(message) / DATA_MIN_BYTES_PER_SECOND
         try:
-            self._send_data(smtp, message)
+            self._send_data(smtp, message, b"QUIT\r\n" if pipelining else b"")
             code, reply = smtp.getreply()
         except Exception as err:
             smtp.close()
             raise DeliveryError("The connection to the SMTP server {0} failed after the message was sent ({1}); "
                                 "delivery is uncertain, so it was not sent again: check the recipients' mailboxes "
                                 "before resending".format(self.server, err), uncertain=True)
+        if pipelining:
+            self._end_pipelined_session(smtp)
         if code != 250:
             raise DeliveryError("The SMTP server did not accept the message: {0}".format(_reply_text(code, reply)),
                                 transient=_transient(code), smtp_code=code)
         return accepted, refused
+
+    @staticmethod
+    def _classic_envelope(smtp, envelope_from, options, recipients):
+        """MAIL, RCPT, DATA one at a time, each after the reply to the one before: ((code, reply) of MAIL,
+        [(recipient, code, reply)], (code, reply) of DATA or None when it was not sent)."""
+        mail = smtp.mail(envelope_from, options)
+        if mail[0] != 250:
+            return mail, [], None
+        rcpts = []
+        for recipient in recipients:
+            code, reply = smtp.rcpt(recipient)
+            rcpts.append((recipient, code, reply))
+            if code == 421:
+                return mail, rcpts, None
+        if not any(code in (250, 251) for _, code, _ in rcpts):
+            return mail, rcpts, None
+        return mail, rcpts, smtp.docmd("DATA")
+
+    @staticmethod
+    def _pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8):
+        """MAIL, every RCPT and DATA in one write, then their replies in order (as _classic_envelope returns)."""
+        lines = ["MAIL FROM:{0}{1}".format(smtplib.quoteaddr(envelope_from), "".join(" " + o for o in options))]
+        lines += ["RCPT TO:{0}".format(smtplib.quoteaddr(recipient)) for recipient in recipients]
+        lines.append("DATA")
+        if any("\r" in line or "\n" in line for line in lines):       # as smtplib's putcmd refuses
+            raise ValueError("An envelope address contains a line break")
+        smtp.send("".join(line + "\r\n" for line in lines).encode("utf-8" if smtputf8 else "ascii"))
+        mail = smtp.getreply()
+        rcpts = []
+        if mail[0] == 421:
+            return mail, rcpts, None              # the server is closing: no more replies come
+        for recipient in recipients:
+            code, reply = smtp.getreply()
+            rcpts.append((recipient, code, reply))
+            if code == 421:
+                return mail, rcpts, None
+        return mail, rcpts, smtp.getreply()
+
+    def _check_envelope(self, smtp, envelope_from, message, mail, rcpts, data):
+        """Raise for a refused sender or DATA; (accepted, refused) otherwise, the transaction abandoned (RSET)
+        when no recipient was accepted."""
+        if data is not None and data[0] == 354 and (mail[0] != 250 or not any(c in (250, 251) for _, c, _ in rcpts)):
+            # a server that invites the data of a transaction it refused gets an empty message, which it must refuse
+            smtp.send(b".\r\n")
+            data = smtp.getreply()
+        code, reply = mail
+        if code != 250:
+            _abandon_transaction(smtp, code)
+            if code == 552:
+                raise DeliveryError("The SMTP server refused the message of {0} bytes as too big at MAIL FROM: "
+                                    "{1}".format(len(message), _reply_text(code, reply)), smtp_code=code)
+            raise DeliveryError("The SMTP server refused the sender {0}: {1}".format(
+                envelope_from, _reply_text(code, reply)), transient=_transient(code), smtp_code=code)
+        accepted, refused = [], {}
+        for recipient, code, reply in rcpts:
+            if code in (250, 251):
+                accepted.append(recipient)
+            elif code == 421:
+                _abandon_transaction(smtp, code)
+                raise DeliveryError("The SMTP server {0} is closing the connection: {1}".format(
+                    self.server, _reply_text(code, reply)), transient=True, smtp_code=code)
+            else:
+                refused[recipient] = (code, _reply_text(code, reply))
+        if not accepted:
+            _abandon_transaction(smtp, data[0] if data else code)
+            return accepted, refused
+        code, reply = data
+        if code != 354:
+            _abandon_transaction(smtp, code)
+            raise DeliveryError("The SMTP server refused DATA: {0}".format(_reply_text(code, reply)),
+                                transient=_transient(code), smtp_code=code)
+        return accepted, refused
+
+    @staticmethod
+    def _end_pipelined_session(smtp):
+        """Read the reply to the QUIT sent with the final dot and close; the outcome is already known."""
+        try:
+            smtp.getreply()
+        except (smtplib.SMTPException, OSError):
+            pass
+        smtp.close()
 
     def _mail_options(self, smtp, envelope_from, recipients, message, smtputf8):
         """The MAIL FROM parameters (SIZE, SMTPUTF8, BODY); raises when the server cannot take the message."""
@@ -592,9 +658,9 @@ class SmtpTransport:
         return options
 
     @staticmethod
-    def _send_data(smtp, message):
+    def _send_data(smtp, message, after=b""):
         """Send the message after DATA: dot-stuffed, in line-aligned chunks, the last one with the terminating dot
-        (one write for a small message, so the server reads it in one go)."""
+        and ``after`` (one write for a small message, so the server reads it in one go)."""
         position, size = 0, len(message)
         terminator = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
         while True:
@@ -602,7 +668,7 @@ class SmtpTransport:
             end = size if end == -1 else end + 1
             chunk = _LINE_STARTING_WITH_DOT.sub(b"..", message[position:end])
             if end >= size:
-                smtp.send(chunk + terminator)
+                smtp.send(chunk + terminator + after)
                 return
             smtp.send(chunk)
             position = end
