@@ -2,15 +2,16 @@
 """An SMTP server that misbehaves on purpose: the failure tests' counterpart of tests/smtp_server.py.
 
 It is the same aiosmtpd server on 127.0.0.1 (``SmtpTestServer``, ``RecordingHandler``) with scripted
-faults at the greeting, at AUTH, at MAIL FROM, at RCPT TO and at the end of DATA: a reply of the test's choosing (421, 451,
-552 ...), a dropped connection, or a stall past the client's timeout. Recipients can be refused with 550
-and the EHLO reply can leave out STARTTLS or AUTH.
+faults at the greeting, at AUTH, at MAIL FROM, at RCPT TO and at the end of DATA: a reply of the test's
+choosing (421, 451, 552 ...), a dropped connection, or a stall past the client's timeout. Recipients can be
+refused with 550, and the EHLO reply can leave out STARTTLS or AUTH (or add PIPELINING).
 
 Each fault applies to a number of transactions (``times``; None for every one), so "421 once, then
-OK" is ``Fault("421 ...", times=1)``, after ``skip`` transactions that pass. The server counts connections, keeps every message body that
-reached the end of DATA (``received``, answered or not) and the accepted ones (``messages``), and logs the
-commands it was given (``commands``: "EHLO", "AUTH PLAIN", "QUIT" ...). Recipients can also be refused for now:
-``rcpt_limit`` answers 452 past that many recipients in a transaction, ``defer`` greylists addresses with 451.
+OK" is ``Fault("421 ...", times=1)``, after ``skip`` transactions that pass. The server counts connections,
+keeps every message body that reached the end of DATA (``received``, answered or not) and the accepted ones
+(``messages``), and logs the commands it was given (``commands``: "EHLO", "AUTH PLAIN", "QUIT" ...).
+Recipients can also be refused for now: ``rcpt_limit`` answers 452 past that many recipients in a
+transaction, ``defer`` greylists addresses with 451.
 
 For faults below SMTP: ``ScriptedSocketServer`` speaks bytes a test scripts (a greeting dripped a byte at a time,
 an endless reply, a TLS record instead of a reply), and ``WireTap`` relays a connection and keeps the bytes the

@@ -9,7 +9,6 @@ refused with 4xx) are retried ``smtp_retries`` times with backoff; once the mess
 the outcome may be a delivered mail, so a failure from then on is reported as uncertain and never retried.
 """
 
-import base64
 import functools
 import logging
 import re
@@ -302,7 +301,8 @@ class SmtpTransport:
                 with self.session() as smtp:
                     accepted, refused = self._transaction(smtp, envelope_from, pending, message, smtputf8)
             except MailError as err:     # DeliveryError, or the authenticator's own (OAuth2Error, never transient)
-                if getattr(err, "transient", False) and not err.uncertain and attempt < self._settings.retries:
+                retry = getattr(err, "transient", False) and not getattr(err, "uncertain", False)
+                if retry and attempt < self._settings.retries:
                     attempt += 1
                     self._back_off(attempt, err)
                     continue
@@ -461,8 +461,8 @@ class SmtpTransport:
                                  "and firewalls, or raise smtp_conn_timeout".format(
                                      settings.timeout, doing, server), transient=True)
         if isinstance(err, ConnectionRefusedError):
-            return DeliveryError("The SMTP server {0} refused the connection; check smtp_server and smtp_port{1}".format(
-                server, self._port_hint()), transient=True)
+            return DeliveryError("The SMTP server {0} refused the connection; check smtp_server and "
+                                 "smtp_port{1}".format(server, self._port_hint()), transient=True)
         if isinstance(err, smtplib.SMTPServerDisconnected):
             return DeliveryError("The SMTP server {0} closed the connection ({1})".format(server, err), transient=True)
         if isinstance(err, smtplib.SMTPResponseException):
@@ -470,7 +470,8 @@ class SmtpTransport:
                 server, _reply_text(err.smtp_code, err.smtp_error)),
                 transient=_transient(err.smtp_code), smtp_code=err.smtp_code)
         if isinstance(err, OSError):
-            return DeliveryError("Network error {0} the SMTP server {1}: {2}".format(doing, server, err), transient=True)
+            return DeliveryError("Network error {0} the SMTP server {1}: {2}".format(doing, server, err),
+                                 transient=True)
         return DeliveryError("SMTP error {0} {1}: {2}".format(doing, server, err))
 
     def _port_hint(self):
