@@ -17,7 +17,7 @@ smtp_port=25
 #smtp_password=$SMTP_PASSWORD
 # Default sender; falls back to smtp_user when that is an address
 #from_email_address=soar@example.com
-# Seconds allowed for the connection and for every SMTP command
+# Seconds one SMTP session may take: connecting, TLS, AUTH and the commands (the message data gets more by its size)
 smtp_conn_timeout=20
 # None (plain), starttls or ssl (implicit TLS)
 smtp_ssl_mode=None
