@@ -330,6 +330,12 @@ def test_454_at_auth_every_time_fails_after_the_retries(auth_server, tls_pki, ba
     assert auth_commands(auth_server) == ["AUTH PLAIN", "AUTH PLAIN"] and backoff_sleeps == [BACKOFF]
 
 
+def test_non_ascii_password_is_a_clear_error_before_any_auth(auth_server, tls_pki, backoff_sleeps):
+    prepared, error = failed_delivery(auth_server, retries=2, **tls_login(tls_pki, "pässwörd"))
+    assert "non-ASCII" in str(error) and "pässwörd" not in str(error) and not error.transient
+    assert auth_commands(auth_server) == [] and auth_server.commands[-1] == "QUIT"
+
+
 # --- QUIT on every failure that leaves the exchange in step -------------------------------------------------
 
 @pytest.mark.parametrize("case", ["sender refused", "every recipient refused", "starttls missing",
