@@ -83,6 +83,20 @@ def tls_server_identity(ca):
     return issue_cert(ca, "localhost", san_dns=("localhost",), san_ips=("127.0.0.1",), eku=SERVER_AUTH)
 
 
+def tls_identity_for_names(ca, *dns_names):
+    """A server certificate from ``ca`` valid only for ``dns_names`` (e.g. not for 127.0.0.1 or localhost)."""
+    return issue_cert(ca, dns_names[0], san_dns=dns_names, eku=SERVER_AUTH)
+
+
+def server_tls_context(identity, folder):
+    """The TLS context of a test server presenting ``identity`` (its PEM files are written under ``folder``)."""
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(write_pem(folder / "{0}.pem".format(identity.cert.serial_number), identity.cert_pem),
+                            write_pem(folder / "{0}.key".format(identity.cert.serial_number), identity.key_pem))
+    return context
+
+
 def write_pem(path, *pem_blobs):
     with open(path, "wb") as handle:
         handle.write(b"".join(pem_blobs))

@@ -38,6 +38,7 @@ class ReceivedMessage:
     auth_user: str = None        # who logged in, when AUTH was used
     ehlo_name: str = None        # the name the client gave in EHLO/HELO
     peer: tuple = None           # the client's (address, port): one per SMTP session
+    mail_options: List[str] = None   # the MAIL FROM parameters (SIZE=, SMTPUTF8, BODY=)
 
     @property
     def message(self):
@@ -64,7 +65,7 @@ class RecordingHandler:
                 envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
                 tls=session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
                 auth_user=login.login.decode() if isinstance(login, LoginPassword) else None,
-                ehlo_name=session.host_name, peer=session.peer))
+                ehlo_name=session.host_name, peer=session.peer, mail_options=list(envelope.mail_options)))
         return "250 OK: queued"
 
 
@@ -114,8 +115,11 @@ class SmtpTestServer:
     controller_class = Controller      # subclasses (tests/fault_smtp.py) swap in their own SMTP protocol
 
     def __init__(self, handler=None, tls_context=None, implicit_tls_context=None, require_starttls=False,
-                 auth=False, refuse=(), port=None, xoauth2=None):
-        """``xoauth2``: a callable(user, token) -> bool; the server then requires AUTH and offers only XOAUTH2."""
+                 auth=False, refuse=(), port=None, xoauth2=None, data_size_limit=None, smtputf8=True,
+                 exclude_auth=()):
+        """``xoauth2``: a callable(user, token) -> bool; the server then requires AUTH and offers only XOAUTH2.
+        ``data_size_limit``: the EHLO SIZE (aiosmtpd's default otherwise); ``smtputf8``: offer SMTPUTF8 (aiosmtpd's Controller does by default);
+        ``exclude_auth``: AUTH mechanisms not offered."""
         self.handler = handler or (Xoauth2Handler(xoauth2, refuse=refuse) if xoauth2 else
                                    RecordingHandler(refuse=refuse))
         self.port = port or free_port()
@@ -128,6 +132,10 @@ class SmtpTestServer:
             kwargs["authenticator"] = password_authenticator
             kwargs["auth_required"] = True
             kwargs["auth_require_tls"] = False     # tests also log in without TLS
+            kwargs["auth_exclude_mechanism"] = tuple(exclude_auth)
+        if data_size_limit is not None:
+            kwargs["data_size_limit"] = data_size_limit
+        kwargs["enable_SMTPUTF8"] = smtputf8
         if xoauth2:
             kwargs.update(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=("LOGIN", "PLAIN"))
         self._controller_kwargs = kwargs

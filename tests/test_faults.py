@@ -16,7 +16,7 @@ from fn_outbound_email.lib import smtp_transport
 from fn_outbound_email.lib.errors import DeliveryError, MailError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests.fault_smtp import Fault, FaultSmtpServer
+from tests.fault_smtp import Fault, FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.function_runner import app_config, call_function
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
@@ -62,8 +62,9 @@ def server(fault_server, backoff_sleeps):
 
 
 def make_mailer(server, retries=2, timeout=CLIENT_TIMEOUT, **config):
+    # a session per send (what these tests count); pooled sessions are tested in tests/test_pipelining.py
     section = {"smtp_server": "127.0.0.1", "smtp_port": str(server.port), "from_email_address": "soar@example.com",
-               "smtp_retries": str(retries)}
+               "smtp_retries": str(retries), "smtp_connection_reuse": "false"}
     section.update(config)
     # smtp_conn_timeout has a floor of 1 s in app.config; the tests want shorter waits
     settings = dataclasses.replace(load_settings({"fn_outbound_email": section}), timeout=timeout)
@@ -239,7 +240,8 @@ def test_no_starttls_advertised_refuses_to_send_in_clear(server, backoff_sleeps)
 
 def test_no_auth_advertised_is_explained_and_no_login_sent(server, backoff_sleeps):
     server.script(hide=["AUTH"])
-    prepared, error = failed_delivery(server, retries=2, smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD)
+    prepared, error = failed_delivery(server, retries=2, smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD,
+                                      smtp_allow_plaintext_auth="true")
     assert "does not offer AUTH" in str(error) and "smtp_user" in str(error)
     assert SMTP_PASSWORD not in str(error)
     assert server.connections == 1 and backoff_sleeps == []
@@ -274,6 +276,297 @@ def test_max_message_size_is_checked_before_connecting(server):
     assert "max_message_size (300 bytes)" in str(raised.value)
     assert not isinstance(raised.value, DeliveryError)
     assert server.connections == 0 and server.received == []
+
+
+# --- AUTH: one mechanism, one attempt per session ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def auth_fault_server(tls_pki):
+    with FaultSmtpServer(auth=True, tls_context=tls_pki.context) as server:
+        yield server
+
+
+@pytest.fixture
+def auth_server(auth_fault_server, backoff_sleeps):
+    auth_fault_server.script()
+    return auth_fault_server
+
+
+def auth_commands(server):
+    return [command for command in server.commands if command.startswith("AUTH")]
+
+
+def tls_login(tls_pki, password=SMTP_PASSWORD):
+    return {"smtp_ssl_mode": "starttls", "smtp_ssl_cafile": tls_pki.ca_file, "smtp_user": SMTP_USER,
+            "smtp_password": password}
+
+
+def test_wrong_password_is_one_auth_attempt_then_quit(auth_server, tls_pki, backoff_sleeps):
+    prepared, error = failed_delivery(auth_server, retries=2, **tls_login(tls_pki, "wrong-password"))
+    assert "refused the login" in str(error) and "535" in str(error) and not error.transient
+    assert auth_commands(auth_server) == ["AUTH PLAIN"]           # smtplib's login() went on with AUTH LOGIN
+    assert auth_server.commands[-1] == "QUIT"                     # no "lost connection after AUTH"
+    assert auth_server.connections == 1 and backoff_sleeps == []
+
+
+def test_login_mechanism_when_plain_is_not_offered(tls_pki, backoff_sleeps):
+    with FaultSmtpServer(auth=True, tls_context=tls_pki.context, exclude_auth=("PLAIN",)) as server:
+        prepared, outcome = deliver(server, **tls_login(tls_pki))
+        assert auth_commands(server) == ["AUTH LOGIN"] and server.messages[0].auth_user == SMTP_USER
+
+
+def test_454_at_auth_is_transient_and_retried(auth_server, tls_pki, backoff_sleeps):
+    auth_server.script(auth=Fault("454 4.7.0 Temporary authentication failure", times=1))
+    prepared, outcome = deliver(auth_server, retries=2, **tls_login(tls_pki))
+    assert outcome.accepted == ["alice@example.com"]
+    assert auth_commands(auth_server) == ["AUTH PLAIN", "AUTH PLAIN"]
+    assert auth_server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(auth_server, prepared, received=1, accepted=1)
+
+
+def test_454_at_auth_every_time_fails_after_the_retries(auth_server, tls_pki, backoff_sleeps):
+    auth_server.script(auth=Fault("454 4.7.0 Temporary authentication failure", times=None))
+    prepared, error = failed_delivery(auth_server, retries=1, **tls_login(tls_pki))
+    assert "454 4.7.0 Temporary authentication failure" in str(error) and error.transient
+    assert auth_commands(auth_server) == ["AUTH PLAIN", "AUTH PLAIN"] and backoff_sleeps == [BACKOFF]
+
+
+def test_non_ascii_password_is_a_clear_error_before_any_auth(auth_server, tls_pki, backoff_sleeps):
+    prepared, error = failed_delivery(auth_server, retries=2, **tls_login(tls_pki, "pässwörd"))
+    assert "non-ASCII" in str(error) and "pässwörd" not in str(error) and not error.transient
+    assert auth_commands(auth_server) == [] and auth_server.commands[-1] == "QUIT"
+
+
+# --- QUIT on every failure that leaves the exchange in step -------------------------------------------------
+
+@pytest.mark.parametrize("case", ["sender refused", "every recipient refused", "starttls missing",
+                                  "plaintext auth refused", "data refused"])
+def test_failures_end_with_quit(server, case):
+    script, config = {
+        "sender refused": ({"mail": Fault("553 5.7.1 Sender rejected", times=None)}, {}),
+        "every recipient refused": ({"refuse": ["alice@example.com"]}, {}),
+        "starttls missing": ({}, {"smtp_ssl_mode": "starttls"}),
+        "plaintext auth refused": ({}, {"smtp_user": SMTP_USER, "smtp_password": SMTP_PASSWORD}),
+        "data refused": ({"data": Fault("554 5.7.1 Spam", times=None)}, {}),
+    }[case]
+    server.script(**script)
+    failed_delivery(server, retries=0, **config)
+    assert server.commands[-1] == "QUIT", server.commands
+
+
+# --- one deadline per session, capped replies ---------------------------------------------------------------
+
+def test_greeting_dripped_a_byte_at_a_time_is_cut_at_the_session_deadline(backoff_sleeps):
+    greeting = b"220 " + b"s" * 60 + b" ESMTP\r\n"
+    # each byte comes well within the timeout, the whole greeting takes many timeouts
+    with ScriptedSocketServer(greeting=greeting, drip=CLIENT_TIMEOUT / 8) as server:
+        prepared, error = failed_delivery(server, retries=0)
+        assert server.bytes_sent < len(greeting)
+    assert "Timed out after {0:g} s".format(CLIENT_TIMEOUT) in str(error)
+
+
+def endless_ehlo(line):
+    if not line.upper().startswith(b"EHLO"):
+        return [b"250 OK\r\n"]
+    return (b"250-" + b"x" * 60 + b"\r\n" for _ in iter(int, 1))         # never ends
+
+
+def test_endless_ehlo_continuation_is_cut_at_the_line_cap(backoff_sleeps):
+    with ScriptedSocketServer(answer=endless_ehlo) as server:
+        prepared, error = failed_delivery(server, retries=2, timeout=5)
+        assert server.client_went_away.wait(5), "the client kept reading"
+        assert server.bytes_sent < ScriptedSocketServer.MAX_BYTES
+    assert "a reply of more than {0} lines".format(smtp_transport.MAX_REPLY_LINES) in str(error)
+    assert not error.transient and backoff_sleeps == []
+
+
+def test_reply_of_long_lines_is_cut_at_the_byte_cap(backoff_sleeps):
+    long_lines = [b"250-" + b"y" * 8000 + b"\r\n"] * 20 + [b"250 OK\r\n"]
+    with ScriptedSocketServer(answer=lambda line: long_lines if line.upper().startswith(b"EHLO")
+                              else [b"250 OK\r\n"]) as server:
+        prepared, error = failed_delivery(server, retries=0, timeout=5)
+    assert "{0} bytes".format(smtp_transport.MAX_REPLY_BYTES) in str(error)
+
+
+# --- SIZE refusals ------------------------------------------------------------------------------------------
+
+def test_552_at_mail_from_is_reported_as_too_big(server, backoff_sleeps):
+    server.script(mail=Fault("552 5.3.4 Message size exceeds fixed maximum message size", times=None))
+    prepared, error = failed_delivery(server, retries=2)
+    assert "refused the message of {0} bytes as too big at MAIL FROM".format(len(prepared.message)) in str(error)
+    assert "refused the sender" not in str(error) and not error.transient and backoff_sleeps == []
+
+
+# --- recipients refused for now are retried ---------------------------------------------------------------------
+
+FIVE = ["r{0}@example.com".format(n) for n in range(1, 6)]
+
+
+def test_452_too_many_recipients_are_sent_in_further_transactions(server, backoff_sleeps):
+    server.script(rcpt_limit=2)
+    prepared, outcome = deliver(server, to=", ".join(FIVE), retries=2)
+    assert outcome.accepted == FIVE and outcome.refused == {}
+    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4], FIVE[4:]]  # each once
+    assert backoff_sleeps == [BACKOFF, 2 * BACKOFF]
+    assert_whole_copies(server, prepared, received=3, accepted=3)
+
+
+def test_recipients_still_refused_after_the_retries_are_reported_with_the_reply(server, backoff_sleeps):
+    server.script(rcpt_limit=2)
+    prepared, outcome = deliver(server, to=", ".join(FIVE), retries=1)
+    assert outcome.accepted == FIVE[:4]
+    assert outcome.refused == {FIVE[4]: "452 4.5.3 Too many recipients"}
+    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4]]
+
+
+def test_greylisted_recipient_is_retried_and_the_accepted_one_not_sent_twice(server, backoff_sleeps):
+    server.script(defer={"bob@example.com": 1}, refuse=["gone@example.org"])
+    prepared, outcome = deliver(server, to="alice@example.com, bob@example.com, gone@example.org", retries=2)
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert list(outcome.refused) == ["gone@example.org"] and outcome.refused["gone@example.org"].startswith("550")
+    assert [message.rcpt_tos for message in server.messages] == [["alice@example.com"], ["bob@example.com"]]
+    assert backoff_sleeps == [BACKOFF]
+
+
+def test_every_recipient_greylisted_once_is_delivered_on_the_retry(server, backoff_sleeps):
+    server.script(defer={"alice@example.com": 1})
+    prepared, outcome = deliver(server, retries=1)
+    assert outcome.accepted == ["alice@example.com"] and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_every_recipient_greylisted_beyond_the_retries_fails_as_transient(server, backoff_sleeps):
+    server.script(defer={"alice@example.com": 5})
+    prepared, error = failed_delivery(server, retries=1)
+    assert "refused every recipient" in str(error) and "451 4.7.1" in str(error) and error.transient
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_a_retry_round_that_fails_reports_the_rest_without_failing_the_send(server, backoff_sleeps):
+    # alice gets the message; the retry for the greylisted bob meets a sender refusal: the send still succeeded
+    server.script(defer={"bob@example.com": 1}, mail=Fault("451 4.3.0 Try later", skip=1, times=None))
+    prepared, outcome = deliver(server, to="alice@example.com, bob@example.com", retries=1)
+    assert outcome.accepted == ["alice@example.com"]
+    assert "451 4.3.0 Try later" in outcome.refused["bob@example.com"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+# --- PIPELINING (RFC 2920) ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pipelining_fault_server():
+    with FaultSmtpServer(pipelining=True) as server:
+        yield server
+
+
+@pytest.fixture
+def pipelined(pipelining_fault_server, backoff_sleeps):
+    """(server advertising PIPELINING, WireTap in front of it: send to the tap's port)."""
+    pipelining_fault_server.script()
+    with WireTap(pipelining_fault_server.port) as tap:
+        yield pipelining_fault_server, tap
+
+
+def read_holding(tap, needle):
+    """The piece the tap read that holds ``needle``: what the client wrote without waiting for a reply."""
+    return next(piece for piece in tap.client_reads if needle in piece)
+
+
+def test_pipelining_sends_the_envelope_in_one_write_and_maps_each_reply_to_its_recipient(pipelined):
+    server, tap = pipelined
+    server.script(refuse=["gone@example.org"])
+    prepared, outcome = deliver(tap, to="alice@example.com, gone@example.org, bob@example.com")
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert outcome.refused == {"gone@example.org": "550 5.1.1 <gone@example.org>: mailbox unavailable"}
+    envelope = read_holding(tap, b"MAIL FROM")
+    assert envelope.startswith(b"MAIL FROM:<soar@example.com>") and envelope.count(b"RCPT TO") == 3
+    assert envelope.endswith(b"DATA\r\n")
+    assert read_holding(tap, b"QUIT").endswith(b"\r\n.\r\nQUIT\r\n")      # the final dot and QUIT together
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", "QUIT"]
+    assert server.messages[0].rcpt_tos == ["alice@example.com", "bob@example.com"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_without_pipelining_each_command_waits_for_its_reply(server):
+    with WireTap(server.port) as tap:
+        prepared, outcome = deliver(tap, to="alice@example.com, bob@example.com")
+    mail = read_holding(tap, b"FROM:<soar@example.com>")       # smtplib writes "mail FROM:"
+    assert b"RCPT" not in mail.upper()
+    assert b"QUIT" not in read_holding(tap, b"\r\n.\r\n")
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_pipelined_sender_refusal_sends_no_message(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(mail=Fault("553 5.7.1 Sender address rejected", times=None))
+    prepared, error = failed_delivery(tap, retries=2)
+    assert "refused the sender soar@example.com: 553 5.7.1" in str(error) and not error.transient
+    assert b"Subject: Fault test" not in tap.from_client
+    assert server.commands == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "QUIT"] and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_pipelined_refusal_of_every_recipient_sends_no_message(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(refuse=["gone@example.org", "left@example.org"])
+    prepared, error = failed_delivery(tap, to="gone@example.org, left@example.org", retries=2)
+    assert "refused every recipient" in str(error) and "left@example.org: 550" in str(error)
+    assert b"Subject: Fault test" not in tap.from_client
+    assert server.commands[-2:] == ["RSET", "QUIT"] and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=0, accepted=0)
+
+
+def test_pipelined_421_at_rcpt_is_retried(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(rcpt=Fault("421 4.3.2 System shutting down", times=1))
+    prepared, outcome = deliver(tap, to="alice@example.com, bob@example.com", retries=1)
+    assert outcome.accepted == ["alice@example.com", "bob@example.com"]
+    assert server.connections == 2 and backoff_sleeps == [BACKOFF]
+    assert_whole_copies(server, prepared, received=1, accepted=1)
+
+
+def test_pipelined_452_recipients_are_retried_each_once(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(rcpt_limit=2)
+    prepared, outcome = deliver(tap, to=", ".join(FIVE), retries=2)
+    assert outcome.accepted == FIVE and outcome.refused == {}
+    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4], FIVE[4:]]
+
+
+def test_pipelined_drop_after_the_data_is_uncertain(pipelined, backoff_sleeps):
+    server, tap = pipelined
+    server.script(data=Fault(drop=True, times=1))
+    prepared, error = failed_delivery(tap, retries=2)
+    assert error.uncertain and backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=1, accepted=0)
+
+
+def test_pipelined_smtputf8_envelope_is_sent_in_utf8(pipelined):
+    server, tap = pipelined
+    transport = make_mailer(tap)._transport
+    report = transport.deliver("soar@example.com", ["josé@example.com"], b"Subject: x\r\n\r\nhi\r\n", smtputf8=True)
+    assert report.accepted == ["josé@example.com"]
+    assert "RCPT TO:<josé@example.com>".encode("utf-8") in read_holding(tap, b"MAIL FROM")
+    assert server.messages[0].rcpt_tos == ["josé@example.com"] and "SMTPUTF8" in server.messages[0].mail_options
+
+
+def pipelining_server_inviting_data_for_nobody(line):
+    """Answers as a broken server would: DATA gets 354 although every recipient was refused."""
+    command = line[:4].upper()
+    if command == b"EHLO":
+        return [b"250-broken.example\r\n250-PIPELINING\r\n250 SIZE 10000\r\n"]
+    replies = {b"MAIL": b"250 OK\r\n", b"RCPT": b"550 5.1.1 unknown\r\n", b"DATA": b"354 go ahead\r\n",
+               b".\r\n": b"554 5.5.1 no valid recipients\r\n", b"RSET": b"250 OK\r\n", b"QUIT": b"221 bye\r\n"}
+    return [replies.get(command, b"500 what\r\n")]
+
+
+def test_data_invited_for_a_refused_transaction_gets_an_empty_message_only(backoff_sleeps):
+    with ScriptedSocketServer(answer=pipelining_server_inviting_data_for_nobody) as server:
+        prepared, error = failed_delivery(server, retries=0, timeout=5)
+        lines = [line.upper() for line in server.lines]        # smtplib writes "rset", "quit"
+    assert "refused every recipient" in str(error)
+    assert lines[lines.index(b"DATA\r\n") + 1:] == [b".\r\n", b"RSET\r\n", b"QUIT\r\n"]   # no message data
 
 
 # --- end to end through send_email2 ------------------------------------------------------------------------

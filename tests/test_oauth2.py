@@ -35,7 +35,7 @@ config_data = app_config(APP_SMTP_PORT, smtp_user=SMTP_USER, smtp_password=SMTP_
                          from_email_address="SOAR Notifier <soar@example.com>", client_id=CLIENT_ID,
                          client_secret=CLIENT_SECRET, scope=SCOPE,
                          token_url="http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT), refresh_token=REFRESH_TOKEN,
-                         smtp_connection_reuse="false")
+                         smtp_connection_reuse="false", smtp_allow_plaintext_auth=True)
 
 resilient_mock = SoarMock
 # the XOAUTH2 test server takes tokens without TLS, which aiosmtpd warns about
@@ -65,7 +65,8 @@ def section(oauth, smtp_port, **values):
                "smtp_retries": "0", "smtp_user": SMTP_USER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                "scope": SCOPE, "token_url": oauth.token_url, "refresh_token": REFRESH_TOKEN,
                # a new session per send, so each send authenticates: these tests are about the tokens
-               "smtp_connection_reuse": "false"}
+               "smtp_connection_reuse": "false",
+               "smtp_allow_plaintext_auth": "true"}     # the XOAUTH2 test server has no TLS
     configs.update(values)
     return {"fn_outbound_email": configs}
 

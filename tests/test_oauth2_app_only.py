@@ -137,7 +137,9 @@ def grant_settings(grant, keys, token_url):
 def section(grant, keys, oauth, smtp_port, **values):
     configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
                "smtp_retries": "0", "from_email_address": "SOAR Notifier <{0}>".format(SMTP_USER),
-               "smtp_allow_plaintext_auth": "true"}     # the XOAUTH2 test server has no TLS
+               "smtp_allow_plaintext_auth": "true",     # the XOAUTH2 test server has no TLS
+               # a new session per send, so each send authenticates: these tests are about the tokens
+               "smtp_connection_reuse": "false"}
     configs.update(grant_settings(grant, keys, oauth.token_url))
     configs.update(values)
     return {"fn_outbound_email": {key: value for key, value in configs.items() if value is not None}}
@@ -593,7 +595,8 @@ def grant_app_config(request, keys):
     token_url = "http://127.0.0.1:{0}/token".format(APP_OAUTH_PORT)
     values = grant_settings(grant, keys, token_url)
     request.module.config_data = app_config(APP_SMTP_PORT, from_email_address="SOAR Notifier <soar@example.com>",
-                                            oauth2_subject=SMTP_USER, smtp_allow_plaintext_auth=True, **values)
+                                            oauth2_subject=SMTP_USER, smtp_allow_plaintext_auth=True,
+                                            smtp_connection_reuse=False, **values)
     yield
     request.module.config_data = ""
 

@@ -322,6 +322,10 @@ class OAuth2Authenticator:
         self._user = parseaddr(user or "")[1] or (user or "").strip()
         self._tokens = token_provider
 
+    def identity(self):
+        """Who logs in, for telling pooled SMTP sessions apart."""
+        return "xoauth2", self._user
+
     def authenticate(self, smtp):
         if not self._user or any(ord(char) < 32 for char in self._user):
             raise DeliveryError("OAuth2 needs the mailbox to log in as: set smtp_user (or from_email_address) in "

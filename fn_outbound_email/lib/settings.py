@@ -76,6 +76,8 @@ class MailerSettings:
     p12_password: Optional[str] = field(default=None, repr=False)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     retries: int = DEFAULT_RETRIES
+    # True only when the admin accepts credentials in clear (smtp_ssl_mode None, no STARTTLS offered)
+    allow_plaintext_auth: bool = False
     connection_reuse: bool = True
     idle_seconds: float = DEFAULT_IDLE_TIMEOUT
 
@@ -325,6 +327,7 @@ def load_settings(opts):
         p12_password=_text(configs, "p12_signing_encrypting_cert_password", alias="p12_signing_cert_password"),
         max_message_size=_number(configs, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
         retries=_number(configs, "smtp_retries", DEFAULT_RETRIES, minimum=0),
+        allow_plaintext_auth=str_to_bool(_text(configs, "smtp_allow_plaintext_auth") or "false"),
         connection_reuse=str_to_bool(_text(configs, "smtp_connection_reuse") or "true"),
         idle_seconds=_number(configs, "smtp_idle_timeout", DEFAULT_IDLE_TIMEOUT, kind=float, minimum=1, maximum=290),
     )

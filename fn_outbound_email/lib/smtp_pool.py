@@ -25,8 +25,15 @@ DEFAULT_IDLE_SECONDS = 30
 MAX_IDLE_PER_KEY = 8           # more idle sessions than concurrent workers would be of no use
 
 
-def close_session(smtp):
-    """QUIT politely, and close the socket whatever the server does."""
+QUIT_SECONDS = 2.0              # a polite QUIT waits at most this long (its answer changes nothing)
+
+
+def close_session(smtp, wait=QUIT_SECONDS):
+    """QUIT politely, waiting at most ``wait`` seconds, and close the socket whatever the server does."""
+    if smtp.sock is None:
+        return
+    if hasattr(smtp, "deadline"):      # smtp_transport's sessions bound every read by their deadline
+        smtp.deadline = time.monotonic() + wait
     try:
         smtp.quit()
     except (smtplib.SMTPException, OSError):

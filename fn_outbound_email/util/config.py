@@ -17,7 +17,7 @@ smtp_server=xxx.xxx.xxx.xxx
 #smtp_password=$SMTP_PASSWORD
 # Default sender; falls back to smtp_user when that is an address
 #from_email_address=soar@example.com
-# Seconds allowed for the connection and for every SMTP command
+# Seconds one SMTP session may take: connecting, TLS, AUTH and the commands (the message data gets more by its size)
 smtp_conn_timeout=20
 # None (plain), starttls or ssl (implicit TLS)
 smtp_ssl_mode=None
@@ -64,7 +64,8 @@ template_file=data/templates/example_send_email.jinja
 #max_message_size=26214400
 # Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
 #smtp_retries=2
-# true: allow AUTH on a connection without TLS (a warning is logged per connection); default false
+# With smtp_ssl_mode None a login is upgraded with STARTTLS, and refused when the server does not offer it;
+# true sends the password or OAuth2 token in clear instead (trusted networks only; a warning is logged)
 #smtp_allow_plaintext_auth=false
 # Keep an idle SMTP session for the next send with the same settings (true), and for how many seconds
 #smtp_connection_reuse=true
