@@ -23,6 +23,7 @@ attach incident and task files, sign and encrypt with S/MIME, authenticate by pa
         "beautifulsoup4>=4.9",
         "six",
         "cryptography>=45",
+        "idna~=3.7",
     ],
     extras_require={
         # what the test suite needs besides the app: a real SMTP server and the SOAR mock
