@@ -54,39 +54,40 @@ def check_header_text(value, input_name):
     if LONE_SURROGATES.search(value):
         raise ValueError("{0} contains a lone surrogate (U+D800..U+DFFF), which is not text and cannot be encoded: "
                          "{1}".format(input_name, shown(value)))
-    if any(CONTROL_CHARS.search(text) for text in decoded_forms(value)):
-        raise ValueError("{0} holds an RFC 2047 encoded word that decodes to a line break or control character, "
-                         "which is not allowed in a mail header: {1}".format(input_name, shown(value)))
+    pending = [value]
+    for _ in range(_DECODE_ROUNDS):
+        pending = [decoded for text in pending if "=?" in text for decoded in _decoded_forms(text, input_name)]
+        if any(CONTROL_CHARS.search(text) for text in pending):
+            raise ValueError("{0} holds an RFC 2047 encoded word that decodes to a line break or control character, "
+                             "which is not allowed in a mail header: {1}".format(input_name, shown(value)))
     return value
 
 
-def decoded_forms(value):
-    """``value`` as readers decode its RFC 2047 encoded words: email.header.decode_header and the header
-    registry's parser (the one that writes our headers) each decode words the other leaves alone, so both are
-    asked, and again on their result while it still holds ``=?``."""
-    forms, pending = [], [value]
-    for _ in range(_DECODE_ROUNDS):
-        pending = [decoded for text in pending if "=?" in text
-                   for decoded in (_decode_header_text(text), str(_HEADERS("subject", text)))]
-        forms.extend(pending)
-    return forms
+def _decoded_forms(text, input_name):
+    """``text`` as readers decode its RFC 2047 encoded words: the header registry's parser (the one that
+    writes our headers) and email.header.decode_header each decode words the other leaves alone, so both are
+    asked (and the caller asks again while a result still holds ``=?``: a word may decode to another)."""
+    try:
+        header = _HEADERS("subject", text)
+    except Exception:       # the email package's parser fails on some malformed text; what it cannot read, it
+        raise ValueError("{0} cannot be read as mail header text: {1}".format(input_name, shown(text)))  # can't write
+    return [str(header), _decode_header_text(text, input_name)]
 
 
-def _decode_header_text(text):
+def _decode_header_text(text, input_name):
     try:
         parts = decode_header(text)
     except errors.HeaderParseError:            # a broken word is left alone by the registry's parser too
         return text
-    return "".join(_part_text(part, charset) for part, charset in parts)
-
-
-def _part_text(part, charset):
-    if isinstance(part, str):
-        return part
     try:
-        return part.decode(charset or "ascii", "replace")
-    except LookupError:                        # an unknown charset: the control characters are ASCII anyway
-        return part.decode("latin-1")
+        # decode_header hands back bytes: the words undecoded, the text between them as raw-unicode-escape; RFC
+        # 2231 lets a charset name a language (utf-8*en)
+        return "".join(part if isinstance(part, str) else part.decode(charset.split("*")[0]) if charset else
+                       part.decode("raw-unicode-escape") for part, charset in parts)
+    except (LookupError, UnicodeDecodeError):
+        # the registry's parser keeps such a word as raw bytes, which its folder then fails to write (3.11)
+        raise ValueError("{0} holds an RFC 2047 encoded word in an unknown charset, or with bytes that are not text "
+                         "in its charset: {1}".format(input_name, shown(text)))
 
 
 def _split_list(value):
@@ -168,7 +169,7 @@ def parse_address(text, input_name):
     invalid = "{0}: '{1}' is not a valid email address".format(input_name, text)
     try:
         header = _HEADERS("to", text)
-    except (ValueError, IndexError, errors.HeaderParseError):
+    except Exception:       # besides ValueError, the parser fails with AttributeError on '. <a@b.c>' (3.11)
         raise ValueError(invalid)
     defects = [defect for defect in header.defects if not isinstance(defect, errors.NonASCIILocalPartDefect) and
                str(defect) not in _TOLERATED_DEFECTS]

@@ -66,6 +66,8 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 # RFC 5322 3.6.4 msg-id without the obsolete forms: dot-atom-text "@" (dot-atom-text / no-fold-literal)
 _DOT_ATOM_TEXT = r"[{0}]+(?:\.[{0}]+)*".format(ATEXT)
 _MESSAGE_ID = re.compile(r"<{0}@(?:{0}|\[[!-Z^-~]*\])>\Z".format(_DOT_ATOM_TEXT))
+# what email.header.decode_header decodes as an RFC 2047 encoded word
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?.*?\?=")
 # an id we send may come back as a reply's In-Reply-To: the longest header name it is written with
 MAX_MESSAGE_ID = MAX_LINE_OCTETS - len("In-Reply-To: ")
 # the function input each outer header comes from, for error messages
@@ -254,7 +256,7 @@ def _attachment_part(attachment):
     # the email package would hold a big attachment several times over (base64 str, its lines, the generator's
     # copy), so the body is encoded into the output
     source = "The {{0}} header of attachment {0}".format(shown(attachment.name))
-    head = b"".join(verified_header_line(SMTP_POLICY.fold_binary(name, value), source.format(name))
+    head = b"".join(verified_header_line(_folded(SMTP_POLICY, name, value, source.format(name)), source.format(name))
                     for name, value in part.raw_items())
     return [head + b"\r\n", _Base64Body(content)]
 
@@ -322,7 +324,7 @@ def normalize_message_id(value, input_name):
         raise ValueError("{0} is {1} characters long; a message id may have at most {2}, so that its header line "
                          "stays within {3} octets: {4}".format(input_name, len(message_id), MAX_MESSAGE_ID,
                                                                MAX_LINE_OCTETS, shown(text)))
-    if "=?" in message_id:
+    if _ENCODED_WORD.search(message_id):
         raise ValueError("{0}: '{1}' holds an RFC 2047 encoded word (=?...?=); a message id is plain ASCII of the "
                          "form id@host".format(input_name, text))
     if not message_id.isascii() or not _MESSAGE_ID.match(message_id):
@@ -375,14 +377,47 @@ def header_line(name, value, header_policy=OUTER_POLICY):
     everything else in composing a message.
     """
     text = ", ".join(str(address) for address in value) if isinstance(value, list) else str(value)
+    source = _header_source(name)
     if len(name) + 2 + len(text) <= header_policy.max_line_length and text.isascii() and _PLAIN_HEADER.match(text):
         line = "{0}: {1}\r\n".format(name, text).encode("ascii")
     else:
-        header = header_policy.header_factory(name, value if isinstance(value, list) else text)
-        line = header_policy.fold_binary(name, header)
-    source = "The {0} header".format(name) + (" ({0})".format(_INPUT_OF_HEADER[name]) if name in _INPUT_OF_HEADER
-                                              else "")
+        line = _folded(header_policy, name, header_policy.header_factory(name, value if isinstance(value, list)
+                                                                           else text), source)
+        if isinstance(value, list):
+            _check_addresses_read_back(line, name, value, header_policy, source)
     return verified_header_line(line, source)
+
+
+def _check_addresses_read_back(line, name, addresses, header_policy, source):
+    """An address header the email package folded must read back as the same addresses.
+
+    Its folder drops the quotes of a long quoted display name (CPython gh-80222, fixed in the 2025 security
+    releases), so a name like ``aaaa... <x@evil.example>, b`` would show as one more address. Only folded
+    headers can suffer from it: the short path writes each ``str(Address)``, the email package's own quoting.
+    """
+    unfolded = line.decode("utf-8", "surrogateescape")[len(name) + 1:].replace("\r\n", "")
+    try:
+        read_back = [address.addr_spec for address in header_policy.header_factory(name, unfolded).addresses]
+    except Exception:           # as in _folded: what the parser cannot read is not what was meant
+        read_back = None
+    if read_back != [address.addr_spec for address in addresses]:
+        raise ValueError("{0} would not read back as the addresses given ({1} instead of {2}): this Python's email "
+                         "package loses the quotes of a long display name (CPython gh-80222); shorten the display "
+                         "name".format(source, read_back, [address.addr_spec for address in addresses]))
+
+
+def _header_source(name):
+    """How an error names an outer header: by the function input it comes from."""
+    return "The {0} header".format(name) + (" ({0})".format(_INPUT_OF_HEADER[name]) if name in _INPUT_OF_HEADER
+                                            else "")
+
+
+def _folded(header_policy, name, header, source):
+    """The email package's folding of ``header`` (a header object), as bytes."""
+    try:
+        return header_policy.fold_binary(name, header)
+    except Exception as err:    # the folder fails on some inputs (3.11: UnicodeEncodeError, AttributeError)
+        raise ValueError("{0} cannot be written as a mail header ({1}): {2}".format(source, err, shown(str(header))))
 
 
 def verified_header_line(line, source):
@@ -392,8 +427,8 @@ def verified_header_line(line, source):
     by anything but a space or tab, and the field ends with its CRLF. It is done here because compose folds
     with ``policy.fold_binary``, which that check does not cover, and because the check only exists from
     CPython 3.13 and the 2024 security releases of older branches (3.11.7 has none). It is stricter in that a
-    CR or LF outside a CRLF is refused even before a space, and so are a line of only white space (some
-    readers end the header block there) and a line longer than 998 octets (RFC 5322 2.1.1).
+    CR or LF outside a CRLF is refused even before a space, and so is a line longer than 998 octets (RFC 5322
+    2.1.1).
     """
     lines = line.split(b"\r\n")
     if len(lines) < 2 or lines.pop() != b"":
@@ -402,8 +437,8 @@ def verified_header_line(line, source):
         problem = "it ends with more than one CRLF, and a blank line ends the header block"
     elif any(b"\r" in text or b"\n" in text for text in lines):
         problem = "it holds a CR or LF that is not part of a CRLF"
-    elif any(text[:1] not in (b" ", b"\t") or not text.strip(b" \t") for text in lines[1:]):
-        problem = "a line break in it is not followed by folding white space and more text"
+    elif any(text[:1] not in (b" ", b"\t") for text in lines[1:]):
+        problem = "a line break in it is not followed by a space or tab"
     elif any(len(text) > MAX_LINE_OCTETS for text in lines):
         problem = "a line of it is longer than {0} octets".format(MAX_LINE_OCTETS)
     else:
