@@ -215,6 +215,31 @@ def test_generated_message_id_is_the_one_received(server):
     assert re.match(r"<[^<>@\s]+@example\.com>\Z", outcome.message_id)
 
 
+# --- addresses: IDNA 2008, and names as the email package reads them -------------------------------------------
+
+@pytest.mark.parametrize("given, envelope", [
+    ("a@ß.de", "a@xn--zca.de"),                         # IDNA 2003 made this a@ss.de, another domain
+    ("Alice <alice@Bücher.Example>", "alice@xn--bcher-kva.example"),
+    ("alice@bu\u0308cher.example", "alice@xn--bcher-kva.example"),     # decomposed: the same domain once composed
+    ("alice@Example.ORG", "alice@example.org"),
+    ("info@xn--zca.de", "info@xn--zca.de"),
+])
+def test_idn_domains_are_sent_as_written(server, given, envelope):
+    mailer_for(server).send(request(to=given))
+    received = server.messages[0]
+    assert received.rcpt_tos == [envelope]
+    assert received.message["To"].addresses[0].addr_spec == envelope
+
+
+def test_display_names_with_dots_and_encoded_words_are_read_as_the_email_package_reads_them(server):
+    mailer_for(server).send(request(to="John Q. Public <jq@example.com>, =?utf-8?q?J=C3=BCrgen?= <j@example.com>, "
+                                       '"Doe, Jane" <jane@example.com>, smith@example.com (Smith)'))
+    to = server.messages[0].message["To"]
+    assert [(address.display_name, address.addr_spec) for address in to.addresses] == [
+        ("John Q. Public", "jq@example.com"), ("Jürgen", "j@example.com"), ("Doe, Jane", "jane@example.com"),
+        ("", "smith@example.com")]
+
+
 # --- SMTPUTF8: a non-ASCII local part ---------------------------------------------------------------------------
 
 def test_a_non_ascii_local_part_makes_a_utf8_message(server):

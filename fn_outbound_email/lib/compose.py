@@ -383,27 +383,46 @@ def header_line(name, value, header_policy=OUTER_POLICY):
     else:
         line = _folded(header_policy, name, header_policy.header_factory(name, value if isinstance(value, list)
                                                                            else text), source)
-        if isinstance(value, list):
-            _check_addresses_read_back(line, name, value, header_policy, source)
+        if isinstance(value, list) and _read_back(line, name, header_policy) != _addr_specs(value):
+            line = _one_address_a_line(name, value, header_policy, source)
     return verified_header_line(line, source)
 
 
-def _check_addresses_read_back(line, name, addresses, header_policy, source):
-    """An address header the email package folded must read back as the same addresses.
+def _addr_specs(addresses):
+    return [address.addr_spec for address in addresses]
 
-    Its folder drops the quotes of a long quoted display name (CPython gh-80222, fixed in the 2025 security
-    releases), so a name like ``aaaa... <x@evil.example>, b`` would show as one more address. Only folded
-    headers can suffer from it: the short path writes each ``str(Address)``, the email package's own quoting.
-    """
+
+def _read_back(line, name, header_policy):
+    """The addresses a reader finds in a folded address header."""
     unfolded = line.decode("utf-8", "surrogateescape")[len(name) + 1:].replace("\r\n", "")
     try:
-        read_back = [address.addr_spec for address in header_policy.header_factory(name, unfolded).addresses]
+        return _addr_specs(header_policy.header_factory(name, unfolded).addresses)
     except Exception:           # as in _folded: what the parser cannot read is not what was meant
-        read_back = None
-    if read_back != [address.addr_spec for address in addresses]:
+        return None
+
+
+def _one_address_a_line(name, addresses, header_policy, source):
+    """An address header with each address folded on its own, one a line.
+
+    The email package's folder drops the quotes of a quoted display name it has to refold (CPython gh-80222,
+    fixed in the 2025 security releases; 3.11.7 has it): ``"Doe, Jane" <jane@example.com>`` in a long To
+    becomes two addresses, and a name like ``aaaa... <x@evil.example>, b`` one more. Only folded headers
+    suffer from it (the short path writes each ``str(Address)``, the email package's own quoting), and an
+    address folded alone is refolded only when it is itself too long, so it is folded alone; what still does
+    not read back as the addresses given is refused.
+    """
+    bodies = []
+    for address in addresses:
+        folded = _folded(header_policy, name, header_policy.header_factory(name, [address]), source)
+        body = folded[len(name) + 1:-2]
+        bodies.append(body[1:] if body.startswith(b" ") else body)
+    line = name.encode("ascii") + b": " + b",\r\n ".join(bodies) + b"\r\n"
+    read_back = _read_back(line, name, header_policy)
+    if read_back != _addr_specs(addresses):
         raise ValueError("{0} would not read back as the addresses given ({1} instead of {2}): this Python's email "
                          "package loses the quotes of a long display name (CPython gh-80222); shorten the display "
-                         "name".format(source, read_back, [address.addr_spec for address in addresses]))
+                         "name".format(source, read_back, _addr_specs(addresses)))
+    return line
 
 
 def _header_source(name):
