@@ -69,8 +69,8 @@ def _decoded_forms(text, input_name):
     asked (and the caller asks again while a result still holds ``=?``: a word may decode to another)."""
     try:
         header = _HEADERS("subject", text)
-    except Exception:       # the email package's parser fails on some malformed text; what it cannot read, it
-        raise ValueError("{0} cannot be read as mail header text: {1}".format(input_name, shown(text)))  # can't write
+    except Exception:       # the parser fails on some malformed text; what it cannot read, it cannot write either
+        raise ValueError("{0} cannot be read as mail header text: {1}".format(input_name, shown(text)))
     return [str(header), _decode_header_text(text, input_name)]
 
 
