@@ -211,7 +211,7 @@ SEND_EMAIL2_CASES = {
                        "mail_to: 'alice@xn--abc-.example' has an invalid domain"),
     "to domain too long": ({"mail_to": "a@" + ".".join(["x" * 60] * 5)}, ValueError, "has an invalid domain"),
     # UTF-8 local parts are allowed (SMTPUTF8), but only visible characters
-    "to zero-width local part": ({"mail_to": "j\u00f6\u200brg@example.org"}, ValueError, "is not a valid email address"),
+    "to zero-width local part": ({"mail_to": "j\u00f6\u200brg@example.org"}, ValueError, "is not a valid email"),
     "to bidi override local part": ({"mail_to": "\u202egro@example.org"}, ValueError, "is not a valid email address"),
     "to no-break space local part": ({"mail_to": "j\u00f6\u00a0rg@example.org"}, ValueError, "is not a valid"),
     # CPython gh-80222 (3.11.7 has it): folding drops a long display name's quotes, which adds an address

@@ -160,7 +160,8 @@ def test_a_folded_line_that_is_not_one_header_field_is_refused(line, problem):
     assert str(raised.value).startswith("The Subject header (mail_subject) would not be one header line")
 
 
-@pytest.mark.parametrize("line", [b"Subject: a\r\n", b"Subject: a\r\n b\r\n", b"Subject:\r\n\tb c\r\n", b"S: a\r\n \r\n",
+@pytest.mark.parametrize("line", [b"Subject: a\r\n", b"Subject: a\r\n b\r\n", b"Subject:\r\n\tb c\r\n",
+                                  b"S: a\r\n \r\n",       # a line of only white space is folding white space
                                   b"X: " + b"y" * 995 + b"\r\n"])
 def test_a_proper_header_field_passes_unchanged(line):
     assert compose.verified_header_line(line, "X") is line
