@@ -24,6 +24,7 @@ attach incident and task files, sign and encrypt with S/MIME, authenticate by pa
         "six",
         "cryptography>=45",
         "PyJWT~=2.8",     # signs the OAuth2 client assertions and service account grants (with cryptography)
+        "idna~=3.7",      # IDNA 2008 / UTS 46 for address domains
     ],
     extras_require={
         # what the test suite needs besides the app: a real SMTP server and the SOAR mock

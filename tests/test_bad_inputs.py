@@ -6,11 +6,12 @@ connection at all. Most cases call the library (build_request + Mailer, load_set
 speed; a handful go through the SOAR functions end to end.
 """
 
+import dataclasses
 import re
 
 import pytest
 
-from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
+from fn_outbound_email.cli.offline_soar import AttachmentFile, load_incident_data, offline_soar_client
 from fn_outbound_email.components import funct_send_email, funct_send_email2
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, SmimeError, TemplateError
 from fn_outbound_email.lib.mailer import Mailer
@@ -28,6 +29,9 @@ NOT_PEM = "just some text, no certificate"
 BAD_BASE64_PEM = "-----BEGIN CERTIFICATE-----\nnot*base64*at*all\n-----END CERTIFICATE-----\n"
 KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
 UNTERMINATED_PEM = "-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
+# the finding: a subject whose encoded word decodes to new header lines and a body
+ENCODED_CRLF_SUBJECT = ("[2314] =?utf-8?q?Invoice=0D=0AReply-To:_attacker@evil.example=0D=0AContent-Type:_text/html"
+                        "=0D=0A=0D=0A<h1>x</h1>?=")
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +66,20 @@ def base_section(port=SMTP_PORT):
             "from_email_address": "SOAR <soar@example.com>"}
 
 
-def make_mailer(section_overrides=None, drop=()):
+def make_mailer(section_overrides=None, drop=(), attachment_names=None):
+    """The Mailer over the sample incident; ``attachment_names`` renames its attachments (one each)."""
     section = base_section()
     section.update(section_overrides or {})
     for key in drop:
         section.pop(key, None)
     opts = {"fn_outbound_email": section,
             "fn_outbound_email:templates": {"example": "data/templates/example_send_email.jinja"}}
-    return Mailer(load_settings(opts), offline_soar_client(SAMPLE))
+    data = SAMPLE
+    if attachment_names is not None:
+        data = dataclasses.replace(SAMPLE, attachments=[AttachmentFile(id=number, name=name,
+                                                                       path=SAMPLE.attachments[0].path)
+                                                        for number, name in enumerate(attachment_names, start=1)])
+    return Mailer(load_settings(opts), offline_soar_client(data))
 
 
 def send_email2_inputs(**overrides):
@@ -139,6 +149,74 @@ SEND_EMAIL2_CASES = {
                                           "PEM block 1 is a PRIVATE KEY, not a certificate"),
     "encryption recipients unterminated": ({"mail_encryption_recipients": UNTERMINATED_PEM}, SmimeError,
                                            "has no matching '-----END CERTIFICATE-----' line"),
+    # RFC 2047 encoded words that decode to CR/LF or other control characters (the email package would write
+    # them raw: new header lines, a body of the attacker's)
+    "subject encoded CRLF": ({"mail_subject": ENCODED_CRLF_SUBJECT}, ValueError,
+                             "mail_subject holds an RFC 2047 encoded word that decodes to a line break"),
+    "subject b-encoded LF": ({"mail_subject": "=?utf-8?b?SGkKQmNjOiB2aWN0aW1AZXhhbXBsZS5uZXQ=?="}, ValueError,
+                             "mail_subject holds an RFC 2047 encoded word that decodes to a line break"),
+    "subject encoded NUL": ({"mail_subject": "a =?utf-8?q?=00?= b"}, ValueError,
+                            "mail_subject holds an RFC 2047 encoded word"),
+    "subject unknown charset": ({"mail_subject": "=?x-unknown?q?Gr=FC=DFe?="}, ValueError,
+                                "mail_subject holds an RFC 2047 encoded word in an unknown charset"),
+    "subject bytes not in charset": ({"mail_subject": "=?us-ascii?q?Gr=FC=DFe?="}, ValueError,
+                                     "or with bytes that are not text in its charset"),
+    "subject lone surrogate": ({"mail_subject": "Hi \ud800"}, ValueError, "mail_subject contains a lone surrogate"),
+    "subject C1 control": ({"mail_subject": "Hi\x85there"}, ValueError, "mail_subject contains a line break"),
+    "subject line separator": ({"mail_subject": "Hi\u2028there"}, ValueError, "mail_subject contains a line break"),
+    "to display name encoded CRLF": ({"mail_to": "=?utf-8?q?Alice=0D=0ABcc:_v@example.net?= <alice@example.com>"},
+                                     ValueError, "mail_to holds an RFC 2047 encoded word that decodes to a line"),
+    "cc display name encoded LF": ({"mail_cc": "=?utf-8?q?Carol=0AX:_1?= <carol@example.com>"}, ValueError,
+                                   "mail_cc holds an RFC 2047 encoded word"),
+    "from display name encoded CRLF": ({"mail_from": "=?utf-8?q?SOAR=0D=0AReply-To:_a@evil.example?= <s@example.com>"},
+                                       ValueError, "mail_from holds an RFC 2047 encoded word"),
+    "in-reply-to encoded CRLF": ({"mail_in_reply_to": "=?utf-8?q?x=0D=0ABcc:_y?=@evil.example"}, ValueError,
+                                 "mail_in_reply_to holds an RFC 2047 encoded word that decodes to a line break"),
+    "message id encoded word": ({"mail_message_id": "<=?utf-8?q?abc?=@soar.example>"}, ValueError,
+                                "mail_message_id: '<=?utf-8?q?abc?=@soar.example>' holds an RFC 2047 encoded word"),
+    "message id 2000 characters": ({"mail_message_id": "{0}@soar.example".format("a" * 2000)}, ValueError,
+                                   "mail_message_id is 2015 characters long; a message id may have at most 985"),
+    "in-reply-to 987 characters": ({"mail_in_reply_to": "<{0}@mail.example>".format("b" * 972)}, ValueError,
+                                   "mail_in_reply_to is 987 characters long"),
+    "message id non-ASCII": ({"mail_message_id": "grüße@soar.example"}, ValueError,
+                             "mail_message_id: 'grüße@soar.example' is not a message id of the form id@host"),
+    "message id half bracket": ({"mail_message_id": "<abc@soar.example"}, ValueError,
+                                "mail_message_id: '<abc@soar.example' is not a message id"),
+    "message id quoted local part": ({"mail_message_id": '<"a b"@soar.example>'}, ValueError,
+                                     "is not a message id of the form id@host"),
+    "message id double dot": ({"mail_message_id": "<a..b@soar.example>"}, ValueError, "is not a message id"),
+    "in-reply-to two ids": ({"mail_in_reply_to": "<a@x.example><b@y.example>"}, ValueError,
+                            "mail_in_reply_to: '<a@x.example><b@y.example>' is not a message id"),
+    # trailing junk after an address: the email package's parser reports it; it is refused, not dropped
+    "to second angle address": ({"mail_to": "Alice <alice@example.org> <bob@evil.org>"}, ValueError,
+                                "mail_to: 'Alice <alice@example.org> <bob@evil.org>' is not a valid email address"),
+    "to paren then address": ({"mail_to": "alice@example.org)<bob@example.org>"}, ValueError,
+                              "mail_to: 'alice@example.org)<bob@example.org>' is not a valid email address"),
+    "cc text after angle address": ({"mail_cc": "Carol <carol@example.org> bob@evil.org"}, ValueError,
+                                    "mail_cc: 'Carol <carol@example.org> bob@evil.org' is not a valid"),
+    "from second address": ({"mail_from": "soar@example.com <eve@evil.org>"}, ValueError,
+                            "mail_from: 'soar@example.com <eve@evil.org>' is not a valid email address"),
+    "to group": ({"mail_to": "team: alice@example.org;"}, ValueError, "is not a valid email address"),
+    "to encoded word local part": ({"mail_to": "=?utf-8?q?bob?=@example.org"}, ValueError,
+                                   "mail_to: '=?utf-8?q?bob?=@example.org' is not a valid email address"),
+    # IDNA 2008 / UTS 46: a mapping that changes the domain would send elsewhere than the input shows
+    "to zero-width in domain": ({"mail_to": "alice@exa\u200bmple.org"}, ValueError,
+                                "has a domain that IDNA 2008 (UTS 46) maps to 'example.org'"),
+    "to full-width domain": ({"mail_to": "alice@\uff45xample.org"}, ValueError,
+                             "has a domain that IDNA 2008 (UTS 46) maps to 'example.org'"),
+    "to soft hyphen in domain": ({"mail_to": "alice@b\u00fccher\u00ad.example"}, ValueError,
+                                 "maps to 'b\u00fccher.example'"),
+    "to disallowed code point": ({"mail_to": "alice@\u2603\u00fc.example"}, ValueError, "has an invalid domain"),
+    "to bad A-label": ({"mail_to": "alice@xn--abc-.example"}, ValueError,
+                       "mail_to: 'alice@xn--abc-.example' has an invalid domain"),
+    "to domain too long": ({"mail_to": "a@" + ".".join(["x" * 60] * 5)}, ValueError, "has an invalid domain"),
+    # UTF-8 local parts are allowed (SMTPUTF8), but only visible characters
+    "to zero-width local part": ({"mail_to": "j\u00f6\u200brg@example.org"}, ValueError, "is not a valid email"),
+    "to bidi override local part": ({"mail_to": "\u202egro@example.org"}, ValueError, "is not a valid email address"),
+    "to no-break space local part": ({"mail_to": "j\u00f6\u00a0rg@example.org"}, ValueError, "is not a valid"),
+    # CPython gh-80222 (3.11.7 has it): folding drops a long display name's quotes, which adds an address
+    "to long display name with an address": ({"mail_to": '"{0} <x@evil.example>, b" <alice@example.com>'.format(
+        "a" * 90)}, ValueError, "The To header (mail_to) would not read back as the addresses given"),
 }
 
 
@@ -189,6 +267,35 @@ def test_attachment_names_are_never_paths(smtp_server, name):
     assert outcome.attachments_sent == [] and outcome.attachments_missing == [name]
     assert len(smtp_server.messages) == 1
     assert list(smtp_server.messages[0].message.iter_attachments()) == []
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("report.pdf\x00.exe", "Attachment 'report.pdf\\x00.exe' has a NUL character in its name"),
+    ("report\ud800.pdf", "Attachment 'report\\ud800.pdf' has a lone surrogate (U+D800..U+DFFF) in its name"),
+    ("=?utf-8?q?invoice=0D=0AContent-Type:_text=2Fhtml?=.pdf",
+     "The name of attachment '=?utf-8?q?invoice=0D=0AContent-Type:_text=2Fhtml?=.pdf' holds an RFC 2047 encoded "
+     "word that decodes to a line break"),
+    ("=?x-unknown?q?Rechnung_M=E4rz?=.pdf", "holds an RFC 2047 encoded word in an unknown charset"),
+])
+def test_bad_attachment_name_is_refused_naming_it(server, name, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        make_mailer(attachment_names=[name]).send(funct_send_email2.build_request(send_email2_inputs(
+            mail_attachments="*")))
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("invoice\u202efdp.exe", "invoicefdp.exe"),          # U+202E would show it as "invoiceexe.pdf"
+    ("\u200bpayroll\u2066.xlsx\u2069", "payroll.xlsx"), ("\ufeffnotes.txt", "notes.txt"),
+    ("line\u2028break.txt", "linebreak.txt"),
+])
+def test_attachment_names_lose_bidi_and_format_characters(smtp_server, name, shown):
+    """Not an error: the attachment is sent under the name a recipient can read as it is."""
+    smtp_server.script()
+    outcome = make_mailer(attachment_names=[name]).send(funct_send_email2.build_request(send_email2_inputs(
+        mail_attachments="*")))
+    assert outcome.attachments_sent == [name]
+    (part,) = smtp_server.messages[0].message.iter_attachments()
+    assert part.get_filename() == shown
 
 
 # --- app.config ---------------------------------------------------------------------------------------------
@@ -275,6 +382,15 @@ class TestThroughTheFunctions:
          "mail_incident_id must be a number"),
         ("send_email", {"mail_to": "alice@example.com\nBcc: victim@example.net", "mail_subject": "s",
                         "mail_body_text": "x"}, "mail_to contains a line break"),
+        ("send_email2", {"mail_to": "alice@example.com", "mail_subject": ENCODED_CRLF_SUBJECT, "mail_body": "x"},
+         "mail_subject holds an RFC 2047 encoded word that decodes to a line break"),
+        ("send_email2", {"mail_to": "alice@example.com", "mail_body": "x",
+                         "mail_in_reply_to": "=?utf-8?q?x=0D=0ABcc:_y?=@evil.example"},
+         "mail_in_reply_to holds an RFC 2047 encoded word"),
+        ("send_email", {"mail_to": "=?utf-8?q?A=0D=0ABcc:_v@example.net?= <alice@example.com>", "mail_subject": "s",
+                        "mail_body_text": "x"}, "mail_to holds an RFC 2047 encoded word"),
+        ("send_email2", {"mail_to": "Alice <alice@example.org> <bob@evil.org>", "mail_body": "x"},
+         "mail_to: 'Alice <alice@example.org> <bob@evil.org>' is not a valid email address"),
     ])
     def test_input_error_raises_from_the_function(self, circuits_app, server, function, inputs, fragment):
         inputs.setdefault("mail_incident_id", INCIDENT_ID)

@@ -28,6 +28,7 @@ ATTACHMENT_SETS = [
     [compose.Attachment('quote "and" semicolon; name.txt', b"x")],
     [compose.Attachment("a very long attachment name that needs folding " * 3 + ".log", b"log")],
     [compose.Attachment("../../etc/passwd", b"root"), compose.Attachment("typed", b"{}", "application/json")],
+    [compose.Attachment("invoice\u202efdp.exe", b"MZ"), compose.Attachment("\u200bZero width\ufeff.txt", b"z")],
 ]
 
 
@@ -67,3 +68,46 @@ def test_the_boundary_is_in_no_text_part(monkeypatch):
     monkeypatch.setattr(compose.secrets, "token_hex", lambda size: next(tokens))
     ours = compose.entity_bytes(compose.build_content("<p>{0}</p>".format(taken), html=True))
     assert b'boundary="===============_' + b"1" * 24 + b'=="' in ours
+
+
+OUTER_CASES = [
+    dict(sender="SOAR <soar@example.com>", to="alice@example.com", subject="Incident 2095"),
+    dict(sender="Jürgen Müller <jm@example.com>", to="A <a@example.com>, b@example.org", cc='"Doe, Jane" <j@x.org>',
+         subject="Störung: " + "lang " * 20, message_id="<1.2@soar.example>", in_reply_to="<orig.77@mail.example>",
+         importance="high"),
+    dict(sender="soar@example.com", to="jörg@example.org", subject="Grüße", smtputf8=True),
+]
+
+
+@pytest.mark.parametrize("case", OUTER_CASES)
+def test_outer_headers_are_the_email_packages(case):
+    """The outer header block is what EmailMessage writes with policy.SMTP (policy.SMTPUTF8 for a message that
+    needs SMTPUTF8), header for header."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+    from datetime import datetime, timezone
+    from fn_outbound_email.lib.addresses import parse_address, parse_address_list
+    case = dict(case)
+    date = datetime(2026, 11, 29, 12, 20, tzinfo=timezone.utc)
+    headers = compose.OuterHeaders(sender=parse_address(case.pop("sender"), "f"),
+                                   to=parse_address_list(case.pop("to"), "t"),
+                                   cc=parse_address_list(case.pop("cc", None), "c"), date=date, **case)
+    ours = compose.assemble(headers, compose.build_content("x")).split(b"\r\n\r\n")[0] + b"\r\n"
+    message = EmailMessage(policy=email.policy.SMTPUTF8 if headers.smtputf8 else email.policy.SMTP)
+    message["From"] = [headers.sender]
+    message["To"] = headers.to
+    if headers.cc:
+        message["Cc"] = headers.cc
+    message["Subject"] = headers.subject
+    message["Date"] = format_datetime(date)
+    for name, value in (("Message-ID", headers.message_id), ("In-Reply-To", headers.in_reply_to),
+                        ("References", headers.in_reply_to), ("Importance", headers.importance),
+                        ("X-Priority", compose.X_PRIORITY.get(headers.importance))):
+        if value:
+            message[name] = value
+    message["MIME-Version"] = "1.0"
+    message.set_content("x", cte="7bit")
+    theirs = message.as_bytes().split(b"\r\n\r\n")[0] + b"\r\n"
+    theirs = b"".join(line + b"\r\n" for line in theirs[:-2].split(b"\r\n") if not line.startswith(b"Content-"))
+    ours = b"".join(line + b"\r\n" for line in ours[:-2].split(b"\r\n") if not line.startswith(b"Content-"))
+    assert ours == theirs

@@ -11,6 +11,9 @@ short ASCII header lines) are written directly; everything that needs encoding
 or folding (non-ASCII display names, long headers, RFC 2231 file names) is
 written by the email package. tests/test_compose_bytes.py holds the output to
 the email package's own, byte for byte.
+
+Every header line, however written, passes ``verified_header_line`` before it
+goes out: it must be exactly one header field.
 """
 
 import base64
@@ -20,17 +23,35 @@ import ntpath
 import posixpath
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
-from email import policy, quoprimime
+from email import headerregistry, policy, quoprimime
 from email.message import MIMEPart
 from email.utils import format_datetime, make_msgid
 from typing import List, Optional
 
 from fn_outbound_email.lib import html_tokens
-from fn_outbound_email.lib.addresses import CONTROL_CHARS, check_header_text
+from fn_outbound_email.lib.addresses import ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text, shown
 from fn_outbound_email.lib.html_tokens import END, TEXT, looks_like_html
 
 SMTP_POLICY = policy.SMTP
+
+
+def _outer_header_registry():
+    registry = headerregistry.HeaderRegistry()
+    # In-Reply-To and References carry one msg-id here, but the default registry reads them as unstructured
+    # text and writes a long id as encoded words (threading breaks); Message-ID's class writes the id as it is
+    for name in ("in-reply-to", "references"):
+        registry.map_to_type(name, headerregistry.MessageIDHeader)
+    return registry
+
+
+# the outer headers (From, To, Subject, ...); the content entity's part headers use SMTP_POLICY
+OUTER_POLICY = SMTP_POLICY.clone(header_factory=_outer_header_registry())
+# a message that needs SMTPUTF8 (a non-ASCII local part) has RFC 6532 headers: UTF-8 as it is, as policy.SMTPUTF8
+OUTER_POLICY_UTF8 = OUTER_POLICY.clone(utf8=True)
+# RFC 5322 2.1.1: a line is at most 998 octets without its CRLF
+MAX_LINE_OCTETS = 998
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
 X_PRIORITY = {"high": "1 (Highest)", "normal": "3 (Normal)", "low": "5 (Lowest)"}
 _LINE_TAGS = frozenset(("tr", "li"))
@@ -42,7 +63,17 @@ _HIDDEN_TAGS = frozenset(("script", "style", "head", "title"))
 _PLAIN_HEADER = re.compile(r"^(?!.*=\?)(?!.*  )[!-~](?:[ -~]*[!-~])?$")
 _SPACES = re.compile(r"[ \t\xa0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_MESSAGE_ID = re.compile(r"^<?[^<>\s@]+@[^<>\s@]+>?$")
+# RFC 5322 3.6.4 msg-id without the obsolete forms: dot-atom-text "@" (dot-atom-text / no-fold-literal)
+_DOT_ATOM_TEXT = r"[{0}]+(?:\.[{0}]+)*".format(ATEXT)
+_MESSAGE_ID = re.compile(r"<{0}@(?:{0}|\[[!-Z^-~]*\])>\Z".format(_DOT_ATOM_TEXT))
+# what email.header.decode_header decodes as an RFC 2047 encoded word
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?.*?\?=")
+# an id we send may come back as a reply's In-Reply-To: the longest header name it is written with
+MAX_MESSAGE_ID = MAX_LINE_OCTETS - len("In-Reply-To: ")
+# the function input each outer header comes from, for error messages
+_INPUT_OF_HEADER = {"From": "mail_from", "To": "mail_to", "Cc": "mail_cc", "Subject": "mail_subject",
+                    "Message-ID": "mail_message_id", "In-Reply-To": "mail_in_reply_to",
+                    "References": "mail_in_reply_to"}
 
 
 @dataclass
@@ -69,6 +100,7 @@ class OuterHeaders:
     in_reply_to: Optional[str] = None
     importance: Optional[str] = None   # low / normal / high
     date: Optional[object] = None      # datetime; now when None
+    smtputf8: bool = False             # an address has a non-ASCII local part: UTF-8 headers (RFC 6532)
 
 
 def html_to_text(body):
@@ -123,15 +155,25 @@ def _end_link(pieces, href, first):
 
 
 def safe_attachment_name(name):
-    """The file name a recipient sees: last path component, no control characters.
+    """The file name a recipient sees: last path component, no control, bidi or other format characters.
 
     Attachment names come from SOAR users; they are only ever a MIME parameter,
     never a path, but a name like ``../x`` is still reduced so no mail client
-    is tempted to treat it as one.
+    is tempted to treat it as one. Format characters (Unicode category Cf: bidi
+    overrides such as U+202E, zero-width characters) are dropped, as they let
+    ``invoice\u202efdp.exe`` show as "invoiceexe.pdf". A NUL (readers that stop
+    there see another name) or a lone surrogate (not text) refuses the name.
     """
-    base = posixpath.basename(ntpath.basename(str(name or "")))
+    text = str(name or "")
+    if "\x00" in text:
+        raise ValueError("Attachment {0} has a NUL character in its name; rename the attachment".format(shown(text)))
+    if LONE_SURROGATES.search(text):
+        raise ValueError("Attachment {0} has a lone surrogate (U+D800..U+DFFF) in its name, which is not text; "
+                         "rename the attachment".format(shown(text)))
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    base = posixpath.basename(ntpath.basename(text))
     base = CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
-    return base
+    return check_header_text(base, "The name of attachment {0}".format(shown(text)))
 
 
 # the longest line a 7bit part may have (RFC 5321 allows 998 octets; the rest is margin)
@@ -210,9 +252,13 @@ def _attachment_part(attachment):
         content = content.encode("utf-8")
     part = MIMEPart(policy=SMTP_POLICY)
     part.set_content(b"", maintype=maintype, subtype=subtype, filename=safe_attachment_name(attachment.name))
-    # headers, the blank line and (for no bytes) an empty body; the email package would hold a big attachment
-    # several times over (base64 str, its lines, the generator's copy), so the body is encoded into the output
-    return [part.as_bytes(policy=SMTP_POLICY), _Base64Body(content)]
+    # the header lines as BytesGenerator writes them (fold_binary of each field), each checked, and the blank line;
+    # the email package would hold a big attachment several times over (base64 str, its lines, the generator's
+    # copy), so the body is encoded into the output
+    source = "The {{0}} header of attachment {0}".format(shown(attachment.name))
+    head = b"".join(verified_header_line(_folded(SMTP_POLICY, name, value, source.format(name)), source.format(name))
+                    for name, value in part.raw_items())
+    return [head + b"\r\n", _Base64Body(content)]
 
 
 def _new_boundary(texts):
@@ -264,13 +310,28 @@ def entity_bytes(entity):
 
 
 def normalize_message_id(value, input_name):
-    """``id@host`` or ``<id@host>`` → ``<id@host>``; anything else is refused."""
+    """``id@host`` or ``<id@host>`` → ``<id@host>``, exactly as it goes on the wire; anything else is refused.
+
+    RFC 5322 msg-id syntax (no obsolete forms), ASCII only, no RFC 2047 encoded word (a reader would decode
+    it), and short enough that the header line stays within 998 octets: the email package would otherwise
+    write it encoded or over-long, and the id sent would differ from the one reported.
+    """
     if value is None or not str(value).strip():
         return None
-    value = check_header_text(str(value).strip(), input_name)
-    if not _MESSAGE_ID.match(value):
-        raise ValueError("{0}: '{1}' is not a message id of the form id@host".format(input_name, value))
-    return "<{0}>".format(value.strip("<>"))
+    text = check_header_text(str(value).strip(), input_name)
+    message_id = text if text.startswith("<") else "<{0}>".format(text)
+    if len(message_id) > MAX_MESSAGE_ID:
+        raise ValueError("{0} is {1} characters long; a message id may have at most {2}, so that its header line "
+                         "stays within {3} octets: {4}".format(input_name, len(message_id), MAX_MESSAGE_ID,
+                                                               MAX_LINE_OCTETS, shown(text)))
+    if _ENCODED_WORD.search(message_id):
+        raise ValueError("{0}: '{1}' holds an RFC 2047 encoded word (=?...?=); a message id is plain ASCII of the "
+                         "form id@host".format(input_name, text))
+    if not message_id.isascii() or not _MESSAGE_ID.match(message_id):
+        raise ValueError("{0}: '{1}' is not a message id of the form id@host (RFC 5322: ASCII letters, digits and "
+                         "!#$%&'*+-/=?^_`{{|}}~ in dot-separated words, '@', then a domain or a [literal])".format(
+                             input_name, text))
+    return message_id
 
 
 def new_message_id(sender):
@@ -294,7 +355,8 @@ def assemble(headers, content):
     if headers.importance:
         fields.extend([("Importance", headers.importance), ("X-Priority", X_PRIORITY[headers.importance])])
     fields.append(("MIME-Version", "1.0"))
-    header_block = b"".join(header_line(name, value) for name, value in fields)
+    header_policy = OUTER_POLICY_UTF8 if headers.smtputf8 else OUTER_POLICY
+    header_block = b"".join(header_line(name, value, header_policy) for name, value in fields)
     if isinstance(content, (bytes, bytearray)):
         content = memoryview(content)
         # an S/MIME entity brings its own MIME-Version line; the outer block already has one
@@ -304,8 +366,9 @@ def assemble(headers, content):
     return _join([header_block] + content.pieces)
 
 
-def header_line(name, value):
-    """One header field as policy.SMTP writes it, CRLF included; ``value`` is text or a list of Addresses.
+def header_line(name, value, header_policy=OUTER_POLICY):
+    """One header field as ``header_policy`` (policy.SMTP) writes it, CRLF included, checked by
+    ``verified_header_line``; ``value`` is text or a list of Addresses.
 
     A short printable ASCII value is written as it is, which is exactly what the
     email package would write; anything else (non-ASCII display names, long
@@ -314,10 +377,93 @@ def header_line(name, value):
     everything else in composing a message.
     """
     text = ", ".join(str(address) for address in value) if isinstance(value, list) else str(value)
-    if len(name) + 2 + len(text) <= SMTP_POLICY.max_line_length and text.isascii() and _PLAIN_HEADER.match(text):
-        return "{0}: {1}\r\n".format(name, text).encode("ascii")
-    header = SMTP_POLICY.header_factory(name, value if isinstance(value, list) else text)
-    return SMTP_POLICY.fold_binary(name, header)
+    source = _header_source(name)
+    if len(name) + 2 + len(text) <= header_policy.max_line_length and text.isascii() and _PLAIN_HEADER.match(text):
+        line = "{0}: {1}\r\n".format(name, text).encode("ascii")
+    else:
+        line = _folded(header_policy, name, header_policy.header_factory(name, value if isinstance(value, list)
+                                                                           else text), source)
+        if isinstance(value, list) and _read_back(line, name, header_policy) != _addr_specs(value):
+            line = _one_address_a_line(name, value, header_policy, source)
+    return verified_header_line(line, source)
+
+
+def _addr_specs(addresses):
+    return [address.addr_spec for address in addresses]
+
+
+def _read_back(line, name, header_policy):
+    """The addresses a reader finds in a folded address header."""
+    unfolded = line.decode("utf-8", "surrogateescape")[len(name) + 1:].replace("\r\n", "")
+    try:
+        return _addr_specs(header_policy.header_factory(name, unfolded).addresses)
+    except Exception:           # as in _folded: what the parser cannot read is not what was meant
+        return None
+
+
+def _one_address_a_line(name, addresses, header_policy, source):
+    """An address header with each address folded on its own, one a line.
+
+    The email package's folder drops the quotes of a quoted display name it has to refold (CPython gh-80222,
+    fixed in the 2025 security releases; 3.11.7 has it): ``"Doe, Jane" <jane@example.com>`` in a long To
+    becomes two addresses, and a name like ``aaaa... <x@evil.example>, b`` one more. Only folded headers
+    suffer from it (the short path writes each ``str(Address)``, the email package's own quoting), and an
+    address folded alone is refolded only when it is itself too long, so it is folded alone; what still does
+    not read back as the addresses given is refused.
+    """
+    bodies = []
+    for address in addresses:
+        folded = _folded(header_policy, name, header_policy.header_factory(name, [address]), source)
+        body = folded[len(name) + 1:-2]
+        bodies.append(body[1:] if body.startswith(b" ") else body)
+    line = name.encode("ascii") + b": " + b",\r\n ".join(bodies) + b"\r\n"
+    read_back = _read_back(line, name, header_policy)
+    if read_back != _addr_specs(addresses):
+        raise ValueError("{0} would not read back as the addresses given ({1} instead of {2}): this Python's email "
+                         "package loses the quotes of a long display name (CPython gh-80222); shorten the display "
+                         "name".format(source, read_back, _addr_specs(addresses)))
+    return line
+
+
+def _header_source(name):
+    """How an error names an outer header: by the function input it comes from."""
+    return "The {0} header".format(name) + (" ({0})".format(_INPUT_OF_HEADER[name]) if name in _INPUT_OF_HEADER
+                                            else "")
+
+
+def _folded(header_policy, name, header, source):
+    """The email package's folding of ``header`` (a header object), as bytes."""
+    try:
+        return header_policy.fold_binary(name, header)
+    except Exception as err:    # the folder fails on some inputs (3.11: UnicodeEncodeError, AttributeError)
+        raise ValueError("{0} cannot be written as a mail header ({1}): {2}".format(source, err, shown(str(header))))
+
+
+def verified_header_line(line, source):
+    """``line`` (one folded header field, bytes) if it is exactly one header field; else ValueError.
+
+    The check CPython's generator makes when ``policy.verify_generated_headers`` is on: no CR or LF followed
+    by anything but a space or tab, and the field ends with its CRLF. It is done here because compose folds
+    with ``policy.fold_binary``, which that check does not cover, and because the check only exists from
+    CPython 3.13 and the 2024 security releases of older branches (3.11.7 has none). It is stricter in that a
+    CR or LF outside a CRLF is refused even before a space, and so is a line longer than 998 octets (RFC 5322
+    2.1.1).
+    """
+    lines = line.split(b"\r\n")
+    if len(lines) < 2 or lines.pop() != b"":
+        problem = "it does not end with CRLF"
+    elif len(lines) > 1 and not lines[-1]:
+        problem = "it ends with more than one CRLF, and a blank line ends the header block"
+    elif any(b"\r" in text or b"\n" in text for text in lines):
+        problem = "it holds a CR or LF that is not part of a CRLF"
+    elif any(text[:1] not in (b" ", b"\t") for text in lines[1:]):
+        problem = "a line break in it is not followed by a space or tab"
+    elif any(len(text) > MAX_LINE_OCTETS for text in lines):
+        problem = "a line of it is longer than {0} octets".format(MAX_LINE_OCTETS)
+    else:
+        return line
+    raise ValueError("{0} would not be one header line ({1}), so the mail is not sent: {2}".format(
+        source, problem, shown(line)))
 
 
 def _now():

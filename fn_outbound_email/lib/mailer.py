@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
 from fn_outbound_email.lib import compose
-from fn_outbound_email.lib.addresses import (check_header_text, parse_address, parse_address_list,
+from fn_outbound_email.lib.addresses import (check_header_text, needs_smtputf8, parse_address, parse_address_list,
                                              unique_envelope_recipients)
 from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.smtp_transport import PasswordAuthenticator, SmtpTransport
@@ -65,6 +65,7 @@ class PreparedMail:
     attachments_missing: List[str]
     signed: bool
     encrypted: bool
+    smtputf8: bool = False          # a non-ASCII local part: the transport must use SMTPUTF8 (RFC 6531)
 
 
 @dataclass
@@ -190,8 +191,9 @@ class Mailer:
 
         content = compose.build_content(body, attachments, html=is_html)
         content, signed, encrypted = self._protect(content, recipient_certs)
+        smtputf8 = needs_smtputf8([sender], to, cc, bcc)
         headers = compose.OuterHeaders(sender=sender, to=to, cc=cc, subject=subject, message_id=message_id,
-                                       in_reply_to=in_reply_to, importance=importance)
+                                       in_reply_to=in_reply_to, importance=importance, smtputf8=smtputf8)
         message = compose.assemble(headers, content)
         if len(message) > self._settings.max_message_size:
             raise MailError("The message is {0} bytes, more than max_message_size ({1} bytes); send fewer or smaller "
@@ -199,11 +201,12 @@ class Mailer:
         return PreparedMail(message=message, envelope_from=sender.addr_spec,
                             recipients=unique_envelope_recipients(to, cc, bcc), body=body, sender=str(sender),
                             message_id=message_id, attachments_sent=sent, attachments_missing=missing,
-                            signed=signed, encrypted=encrypted)
+                            signed=signed, encrypted=encrypted, smtputf8=smtputf8)
 
     def deliver(self, prepared):
         started = time.monotonic()
-        report = self._transport.deliver(prepared.envelope_from, prepared.recipients, prepared.message)
+        report = self._transport.deliver(prepared.envelope_from, prepared.recipients, prepared.message,
+                                         smtputf8=prepared.smtputf8)
         LOG.info("Sent %s (%s bytes) to %s recipient(s), %s refused, in %s s", prepared.message_id,
                  len(prepared.message), len(report.accepted), len(report.refused),
                  "{0:.2f}".format(time.monotonic() - started))
