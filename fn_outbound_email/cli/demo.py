@@ -31,6 +31,8 @@ DEMO_BCC = "audit@example.com"
 TEMPLATE_LABEL = "demo"
 # the shipped template's optional sections, on: the demo shows artifacts and notes too
 TEMPLATE_SWITCHES = {"show_artifacts": True, "show_notes": True}
+# app.config's date_format, as an administrator would set it for people to read (the default is ISO 8601)
+DEMO_DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 def register(subparsers):
@@ -87,7 +89,7 @@ def _demo(args):
     with contextlib.ExitStack() as cleanup:
         server = cleanup.enter_context(LocalSmtpServer())
         app_config = {"smtp_server": server.host, "smtp_port": str(server.port), "smtp_ssl_mode": "None",
-                      "smtp_conn_timeout": "10", "smtp_retries": "0"}
+                      "smtp_conn_timeout": "10", "smtp_retries": "0", "date_format": DEMO_DATE_FORMAT}
         ca_cert_pem = None
         if args.sign:
             # the private key exists only in this folder, which is removed when the demo ends
