@@ -9,6 +9,7 @@ login. aiosmtpd does the SMTP (dot-unstuffing, size limit, command checks).
         server.messages[0].data
 """
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import List
@@ -16,6 +17,8 @@ from typing import List
 from aiosmtpd.controller import Controller
 
 MAX_MESSAGE_SIZE = 50 * 1024 * 1024     # more than the app's default max_message_size (25 MiB)
+# aiosmtpd logs each connection at INFO; `outbound-email demo -v` is about the app's side of the conversation
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass
