@@ -350,6 +350,13 @@ def test_render_label_from_app_config(render, app_config):
     assert (folder / "preview.txt").read_text(encoding="utf-8") == "01.08.2024 06:40\n"   # app.config date_format
 
 
+@pytest.mark.parametrize("label", ["DATED", "Dated", " dated "])
+def test_render_label_matches_whatever_its_case_as_the_send_path_does(render, app_config, label):
+    code, _, err, folder = render("-c", app_config, "--label", label)
+    assert code == 0, err
+    assert (folder / "preview.txt").read_text(encoding="utf-8") == "01.08.2024 06:40\n"
+
+
 def test_render_unknown_label_names_the_known_ones(render, app_config):
     code, _, err, _ = render("-c", app_config, "--label", "nope")
     assert code == 1 and "'nope'" in err and "dated, example" in err

@@ -6,6 +6,7 @@ import logging
 import sys
 
 from fn_outbound_email.cli import demo, oauth2_token, render
+from fn_outbound_email.lib import template_check
 
 SUBCOMMANDS = (demo, render, oauth2_token)
 DISTRIBUTION = "fn_outbound_email"
@@ -86,6 +87,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # the template warnings the send path logs are printed by demo and render themselves, with the file's path
+    logging.getLogger(template_check.__name__).setLevel(logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
