@@ -61,10 +61,12 @@ def test_render_lists_undefined_names_and_unknown_incident_fields_with_their_lin
 def test_a_custom_field_named_at_the_top_level_gets_the_hint(render, tmp_path):
     incident = tmp_path / "incident.json"
     incident.write_text('{"id": 3, "name": "x", "properties": {"team": "Blue"}}', encoding="utf-8")
-    _, text, warnings, _ = render("{{ incident.team }}|{{ incident.properties.team }}\n", "--incident", str(incident))
-    assert text == "|Blue\n"
+    _, text, warnings, _ = render("{{ incident.team }}|{{ incident.properties.team }}\n"
+                                  "{{ incident.properties.colour }}\n", "--incident", str(incident))
+    assert text.splitlines() == ["|Blue"]
     assert warnings == [(1, "the incident has no field 'team' (it is a custom field: use incident.properties.team) "
-                            "(rendered as empty)")]
+                            "(rendered as empty)"),
+                        (2, "the incident has no custom field 'colour' (rendered as empty)")]
 
 
 def test_printing_a_method_or_the_helper_prints_nothing_and_says_why(render):

@@ -121,6 +121,9 @@ def undefined_message(undefined):
         if isinstance(properties, dict) and name in properties:
             return "the incident has no field '{0}' (it is a custom field: use incident.properties.{0})".format(name)
         return "the incident has no field '{0}'".format(name)
+    incident = recorder.context.get("incident") if recorder else None
+    if isinstance(incident, dict) and obj is incident.get("properties") and obj is not None:
+        return "the incident has no custom field '{0}'".format(name)
     if context_name == "template_helper":
         return "template_helper has no method '{0}'".format(name)
     if not isinstance(name, str):
