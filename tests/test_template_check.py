@@ -153,3 +153,24 @@ def test_send_email2_reason_and_body_carry_no_python_repr(circuits_app, server):
     assert sent["success"] is True, sent["reason"]
     assert "<p>[][]</p>" in sent["content"]["mail_body"]
     assert not PYTHON_REPR.search(server.messages[-1].data.decode("ascii", "replace"))
+
+
+def test_send_path_logs_a_template_warning_once_for_many_mails(circuits_app, server, caplog):
+    caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.template_check")
+    inputs = {"mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
+              "mail_inline_template": "Incident {{ incident.id }}\n{{ incident.no_such_field }} (once)"}
+    for _ in range(3):
+        assert call_function(circuits_app, "send_email2", inputs)["success"] is True
+    logged = [record.getMessage() for record in caplog.records if "no_such_field" in record.getMessage()]
+    assert logged == ["Template 'mail_inline_template' line 2: the incident has no field 'no_such_field' "
+                      "(rendered as empty)"]
+    assert len(server.messages) == 3
+
+
+def test_demo_prints_the_warnings_of_the_template_it_sends(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    template = tmp_path / "mine.jinja"
+    template.write_text("Incident {{ incident.id }}\n{{ incident.sevrity_code }}\n", encoding="utf-8")
+    assert main(["demo", "--template", str(template)]) == 0
+    err = capsys.readouterr().err
+    assert "outbound-email demo: warning: {0} line 2: the incident has no field 'sevrity_code'".format(template) in err
