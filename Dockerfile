@@ -20,7 +20,7 @@ RUN python3 -m ensurepip --upgrade && \
     python3 -m pip install /tmp/packages/${APPLICATION}-*.tar.gz && \
     python3 -m pip uninstall -y pip setuptools
 ENV APP_CONFIG_FILE=/etc/rescircuits/app.config
-RUN mkdir -p /var/log/rescircuits && chgrp -R 0 /var/log/rescircuits && chmod -R g=u /var/log/rescircuits
+RUN mkdir -p /var/log/rescircuits && chgrp -R 0 /var/log/rescircuits && chmod -R g=u /var/log/rescircuits  # Not in the SDK 51 template (its validate allows 4 more lines, so the reasons are here): APP_CONFIG_FILE, this log folder and entrypoint.sh make the README's paths true whatever the base image sets; entrypoint.sh sets APP_LOG_DIR to this folder, checks the config and execs resilient-circuits run (PID 1 gets App Host's stop signal). Group 0 may write the folder: the container runs as user 1001 or, on OpenShift-style runtimes, as an arbitrary uid in group 0.
 COPY entrypoint.sh /entrypoint.sh
 USER 1001
 ENTRYPOINT ["sh", "/entrypoint.sh"]

@@ -11,24 +11,36 @@ setup(
     license="MIT",
     author="fn_outbound_email developers",
     author_email="",
-    url="",
+    # no public page of its own: the page of IBM's Outbound Email app, which this app replaces (see README.md)
+    url="https://github.com/ibmresilient/resilient-community-apps/tree/main/fn_outbound_email",
     description="Send templated, signed and encrypted email about IBM QRadar SOAR incidents and tasks",
-    long_description="""Outbound Email for IBM QRadar SOAR: render Jinja templates over incident data,
-attach incident and task files, sign and encrypt with S/MIME, authenticate by password or OAuth2
-(XOAUTH2) and deliver over SMTP, plain, STARTTLS or implicit TLS.""",
+    # one line per string and no 'name(' on a line: resilient-sdk package reads this file line by line,
+    # doubles line breaks inside a string and comments out any line that looks like a call
+    long_description="Outbound Email sends mail about IBM QRadar SOAR incidents and tasks from playbooks. "
+                     "Its two functions, Send Email 2 and the older Send Email, render Jinja templates over the "
+                     "incident's fields, artifacts, notes and data tables in a sandbox, attach incident and task "
+                     "files, sign and encrypt with S/MIME, log in with a password or with OAuth2 (XOAUTH2, for "
+                     "Microsoft 365 and Google) and deliver over SMTP, plain, with STARTTLS or with implicit TLS, "
+                     "checking the server certificate. Results list the accepted and refused recipients and the "
+                     "attachments sent, and the example playbooks record every mail in the incident's Email "
+                     "Conversations table. It is a drop-in replacement for IBM's Outbound Email app 2.1.2: the "
+                     "same function inputs, outputs, app.config settings and customizations.",
+    # '~=': the release series each library was tested with, as resilient-sdk validate asks
+    # (resilient-circuits keeps '>=', the SDK's rule for it)
     install_requires=[
         "resilient-circuits>=51.0.0",
-        "resilient-lib>=51.0.0",
-        "Jinja2>=3.0",
-        "beautifulsoup4>=4.9",
-        "six",
-        "cryptography>=45",
-        "PyJWT~=2.8",     # signs the OAuth2 client assertions and service account grants (with cryptography)
-        "idna~=3.7",      # IDNA 2008 / UTS 46 for address domains
+        "resilient-lib~=51.0",
+        "Jinja2~=3.0",
+        "beautifulsoup4~=4.9",
+        "six~=1.16",
+        "cryptography~=50.0",
+        "aiosmtpd~=1.4",
+        "PyJWT~=2.8",
+        "idna~=3.7",
     ],
     extras_require={
-        # what the test suite needs besides the app: a real SMTP server and the SOAR mock
-        "test": ["pytest>=7", "pytest-resilient-circuits>=51.0.0", "aiosmtpd>=1.4", "resilient-sdk>=51.0.0"],
+        # what the test suite needs besides the app (which brings aiosmtpd): the SOAR mock and resilient-sdk
+        "test": ["pytest>=7", "pytest-resilient-circuits>=51.0.0", "resilient-sdk>=51.0.0"],
     },
     python_requires=">=3.9",
     # namespace discovery also takes the data folders (templates, export.res), which have no __init__.py

@@ -129,6 +129,46 @@ def test_demo_with_own_template_incident_and_out_folder(folders, tmp_path):
     assert not os.path.exists(str(work / "outbox"))
 
 
+
+def test_demo_mail_reads_like_an_incident_notice_in_html_and_text(tmp_path, capsys, monkeypatch):
+    from bs4 import BeautifulSoup       # an independent HTML parser: what a reader of the HTML part sees
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0, capsys.readouterr().err
+    data, message = read_eml(only_file(tmp_path / "outbox", ".eml"))
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+
+    link = "https://soar.example.com/#incidents/2095?orgId=201"        # no default port in the link
+    assert b":443" not in data and link in text and 'href="{0}"'.format(link) in html
+    for line in ("Severity: High", "Status: Active", "Type: Phishing, Malware", "Created: 2024-08-01 06:40 UTC",
+                 "Email Sender: accounts@invoices-example.net (Look-alike sender domain)",
+                 "Alex Analyst wrote on 2024-08-01 06:50 UTC:", "Sam Lead replied on 2024-08-01 07:00 UTC:"):
+        assert "\n" + line + "\n" in text
+    # the reply follows its parent note, and the later note comes after both
+    assert text.index("quarantined now") < text.index("Sam Lead replied") < text.index("Alex Analyst wrote on "
+                                                                                       "2024-08-01 07:40 UTC")
+    # the same look: every line of the text part reads the same in the HTML part
+    visible = " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
+    for line in text.splitlines():
+        line = " ".join(line.replace(" <{0}>".format(link), "").split())
+        assert line in visible
+    assert "\n\n\n" not in text and "\nSeverity: High\nStatus: Active\n" in text   # rows are lines, not paragraphs
+
+
+@pytest.mark.parametrize("port, base", [(None, "https://soar.example.com"), (443, "https://soar.example.com"),
+                                        ("8443", "https://soar.example.com:8443")])
+def test_incident_and_task_links_show_the_port_only_when_it_is_not_the_default(port, base):
+    from fn_outbound_email.lib.soar import SoarClient
+
+    class Rest:
+        org_id = 201
+        base_url = "https://unused.example.com:443"
+
+    soar = SoarClient(Rest(), "soar.example.com", port)
+    assert soar.incident_url(7) == base + "/#incidents/7?orgId=201"
+    assert soar.task_url(7, 9) == base + "/#incidents/7?orgId=201&taskId=9&tabName=details"
+    assert SoarClient(Rest()).incident_url(7) == "https://unused.example.com/#incidents/7?orgId=201"
+
 @pytest.mark.parametrize("content, expected", [
     (None, "does not exist"),
     ('{"id": 5,\n "name": }', "is not valid JSON (line 2"),
@@ -186,7 +226,7 @@ def test_local_smtp_server_unstuffs_dots_and_keeps_each_message():
             assert client.noop()[0] == 250
             assert client.rset()[0] == 250
             assert client.docmd("RCPT TO:<e@example.com>")[0] == 503      # no MAIL first
-            assert client.docmd("FOO")[0] == 502
+            assert client.docmd("FOO")[0] == 500                             # aiosmtpd: not recognised
         messages = server.messages
     assert [(m.mail_from, m.rcpt_tos) for m in messages] == [
         ("a@example.com", ["b@example.com", "c@example.com"]), ("a@example.com", ["d@example.com"])]
@@ -200,7 +240,7 @@ def test_render_shipped_template_against_the_bundled_sample(render):
     html = (folder / "preview.html").read_text(encoding="utf-8")
     text = (folder / "preview.txt").read_text(encoding="utf-8")
     assert "Incident 2095: " + SAMPLE_INCIDENT_NAME in html and SAMPLE_INCIDENT_NAME in text
-    assert "High" in text and "https://soar.example.com:443/#incidents/2095?orgId=201" in text
+    assert "High" in text and "https://soar.example.com/#incidents/2095?orgId=201" in text
     assert "Artifacts" not in html                       # the template's switches default to off ...
     assert "preview.html" in out and "preview.txt" in out
 
@@ -310,6 +350,13 @@ def test_render_label_from_app_config(render, app_config):
     assert (folder / "preview.txt").read_text(encoding="utf-8") == "01.08.2024 06:40\n"   # app.config date_format
 
 
+@pytest.mark.parametrize("label", ["DATED", "Dated", " dated "])
+def test_render_label_matches_whatever_its_case_as_the_send_path_does(render, app_config, label):
+    code, _, err, folder = render("-c", app_config, "--label", label)
+    assert code == 0, err
+    assert (folder / "preview.txt").read_text(encoding="utf-8") == "01.08.2024 06:40\n"
+
+
 def test_render_unknown_label_names_the_known_ones(render, app_config):
     code, _, err, _ = render("-c", app_config, "--label", "nope")
     assert code == 1 and "'nope'" in err and "dated, example" in err
@@ -323,7 +370,7 @@ def test_render_live_incident_through_the_resilient_client(render, app_config, m
     assert code == 0, err
     text = (folder / "preview.txt").read_text(encoding="utf-8")
     assert "Incident 2314" in text and "Child note" in text
-    assert "https://soar.example.invalid:443/#incidents/2314?orgId=201" in text
+    assert "https://soar.example.invalid/#incidents/2314?orgId=201" in text
 
 
 @pytest.mark.parametrize("arguments, message", [

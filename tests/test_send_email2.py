@@ -169,7 +169,7 @@ class TestSendEmail2:
         assert "Phishing wave: &#34;Invoice&#34; &amp; &lt;script&gt;" in html
         assert "Tom&#39;s &#34;quoted&#34; &amp; &lt;tagged&gt; text" in html
         assert "<b>invoice</b>" in html and "<script>" not in html and "alert(1)" not in html
-        assert 'href="https://soar.example.invalid:443/#incidents/2314?orgId=201"' in html
+        assert 'href="https://soar.example.invalid/#incidents/2314?orgId=201"' in html
 
     def test_inline_template_merged_with_body(self, circuits_app, server):
         result = send(circuits_app, mail_to="alice@example.com", mail_body="> original message",
@@ -194,7 +194,7 @@ class TestSendEmail2:
         assert "top Child note" not in text and "top Second note" in text
         assert "table evil.example, <b>x</b>.example" in text
         assert "rows 2" in text
-        assert "task https://soar.example.invalid:443/#incidents/2314?orgId=201&taskId=7001&tabName=details" in text
+        assert "task https://soar.example.invalid/#incidents/2314?orgId=201&taskId=7001&tabName=details" in text
         assert "list ['a', 'b', 'c']" in text
         assert "regex abc-N" in text
         assert "ts 1970-01-01T00:00:00" in text

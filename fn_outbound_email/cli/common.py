@@ -33,12 +33,17 @@ class TemplateVariablesRenderer:
     def __init__(self, variables, renderer=app_renderer):
         self._variables = dict(variables)
         self._renderer = renderer
+        self.warnings = []          # (template name, template_check.TemplateWarning) of every render, in order
 
     def render(self, source, context, name="inline template"):
-        return self._renderer.render(source, dict(self._variables, **context), name=name)
+        return self._keep_warnings(name, self._renderer.render(source, dict(self._variables, **context), name=name))
 
     def render_file(self, path, context):
-        return self._renderer.render_file(path, dict(self._variables, **context))
+        return self._keep_warnings(path, self._renderer.render_file(path, dict(self._variables, **context)))
+
+    def _keep_warnings(self, name, rendered):
+        self.warnings.extend((name, warning) for warning in getattr(rendered, "warnings", ()))
+        return rendered
 
 
 class BackgroundServer:
@@ -66,6 +71,12 @@ class BackgroundServer:
 
 def error(command, message):
     print("outbound-email {0}: error: {1}".format(command, message), file=sys.stderr)
+
+
+def print_template_warnings(command, renderer):
+    """The template's mistakes that rendered silently (see lib/template_check.py), one line each, on stderr."""
+    for name, warning in renderer.warnings:
+        print("outbound-email {0}: warning: {1} {2}".format(command, name, warning), file=sys.stderr)
 
 
 def report_failure(command, err, template_path=None):

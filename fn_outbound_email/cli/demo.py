@@ -15,7 +15,7 @@ import tempfile
 from email.utils import parseaddr
 
 from fn_outbound_email.cli.common import (EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts,
-                                          parse_message, report_failure, write_file)
+                                          parse_message, print_template_warnings, report_failure, write_file)
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.components.funct_send_email2 import build_request, result_content
@@ -31,6 +31,8 @@ DEMO_BCC = "audit@example.com"
 TEMPLATE_LABEL = "demo"
 # the shipped template's optional sections, on: the demo shows artifacts and notes too
 TEMPLATE_SWITCHES = {"show_artifacts": True, "show_notes": True}
+# app.config's date_format, as an administrator would set it for people to read (the default is ISO 8601)
+DEMO_DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 def register(subparsers):
@@ -87,14 +89,15 @@ def _demo(args):
     with contextlib.ExitStack() as cleanup:
         server = cleanup.enter_context(LocalSmtpServer())
         app_config = {"smtp_server": server.host, "smtp_port": str(server.port), "smtp_ssl_mode": "None",
-                      "smtp_conn_timeout": "10", "smtp_retries": "0"}
+                      "smtp_conn_timeout": "10", "smtp_retries": "0", "date_format": DEMO_DATE_FORMAT}
         ca_cert_pem = None
         if args.sign:
             # the private key exists only in this folder, which is removed when the demo ends
             key_folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="outbound-email-demo-"))
             ca_cert_pem = _configure_signing(app_config, key_folder)
         settings = load_settings({SECTION: app_config, TEMPLATES_SECTION: {TEMPLATE_LABEL: template_path}})
-        mailer = Mailer(settings, offline_soar_client(data), renderer=TemplateVariablesRenderer(TEMPLATE_SWITCHES))
+        renderer = TemplateVariablesRenderer(TEMPLATE_SWITCHES)
+        mailer = Mailer(settings, offline_soar_client(data), renderer=renderer)
 
         outcome = mailer.deliver(mailer.prepare(build_request(demo_inputs(data.incident))))
         result = result_content(outcome)
@@ -106,6 +109,7 @@ def _demo(args):
     eml_path = write_file(saved_as + ".eml", received[0].data)
     ca_path = write_file(saved_as + ".ca.pem", ca_cert_pem) if ca_cert_pem else None
     _print_summary(server, received[0], result, eml_path, ca_path, template_path)
+    print_template_warnings(COMMAND, renderer)
     return EXIT_OK
 
 

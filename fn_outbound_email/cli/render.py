@@ -14,8 +14,8 @@ import os
 import re
 
 from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer,
-                                          describe_parts, parse_message, read_app_config, report_failure,
-                                          write_file)
+                                          describe_parts, parse_message, print_template_warnings, read_app_config,
+                                          report_failure, write_file)
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.components.funct_send_email2 import build_request
@@ -78,7 +78,8 @@ def run(args):
         if not args.eml:
             settings = dataclasses.replace(settings, p12_bundle=None)   # html/txt previews need no signature
         soar, incident = _incident_source(args, opts)
-        mailer = Mailer(settings, soar, renderer=TemplateVariablesRenderer(_variables(args)))
+        renderer = TemplateVariablesRenderer(_variables(args))
+        mailer = Mailer(settings, soar, renderer=renderer)
         inputs = {
             "mail_incident_id": incident["id"],
             "mail_to": args.to,
@@ -94,6 +95,7 @@ def run(args):
         return report_failure(COMMAND, err, template_path)
     for line in written:
         print(line)
+    print_template_warnings(COMMAND, renderer)
     return EXIT_OK
 
 
@@ -129,7 +131,7 @@ def _variables(args):
 
 def _template_path(args, settings):
     if args.label:
-        path = settings.templates.get(args.label)
+        path = settings.template_for_label(args.label)     # whatever its case, as the send path matches it
         if not path:
             raise ConfigurationError("Template label '{0}' is not in [fn_outbound_email:templates] of {1} (it has: "
                                      "{2})".format(args.label, args.config, ", ".join(sorted(settings.templates)) or

@@ -7,6 +7,7 @@ shared by all worker threads.
 """
 
 import logging
+import re
 import threading
 import time
 
@@ -18,6 +19,8 @@ FIELD_CACHE_SECONDS = 600
 _field_cache = {}
 _field_cache_lock = threading.Lock()
 _field_fetch_locks = {}        # cache key -> the lock its fetch holds
+# resilient_lib writes the port always; a link shows it only when it is not HTTPS's default, as browsers do
+_DEFAULT_HTTPS_PORT = re.compile(r"^(https://[^/:]+):443(?=/|$)", re.IGNORECASE)
 
 
 def _cached_fields(key):
@@ -103,10 +106,14 @@ class SoarClient:
 
     # --- links ---------------------------------------------------------------------------------------
     def incident_url(self, incident_id):
-        return build_incident_url(self._base_url, incident_id, self.org_id)
+        return build_incident_url(self._link_base_url, incident_id, self.org_id)
 
     def task_url(self, incident_id, task_id):
-        return build_task_url(self._base_url, incident_id, task_id, self.org_id)
+        return build_task_url(self._link_base_url, incident_id, task_id, self.org_id)
+
+    @property
+    def _link_base_url(self):
+        return _DEFAULT_HTTPS_PORT.sub(r"\1", self._base_url)
 
 
 def clear_field_cache():

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from fn_outbound_email.lib import template_check
 from fn_outbound_email.lib.errors import TemplateError
 from fn_outbound_email.lib.html_tokens import looks_like_html
 from fn_outbound_email.lib.sanitize import sanitize_html
@@ -33,6 +34,7 @@ class RenderedTemplate(str):
     """The rendered text; ``is_html`` says whether the template was HTML (and so the mail is)."""
 
     is_html = False
+    warnings = ()       # template_check.TemplateWarning: undefined values and the like, with their lines
 
 
 class _MailSandbox(SandboxedEnvironment):
@@ -43,7 +45,9 @@ class _MailSandbox(SandboxedEnvironment):
 
 
 def _make_environment(autoescape):
-    environment = _MailSandbox(autoescape=autoescape, extensions=["jinja2.ext.do"])
+    # template_check: undefined values and printed methods are noted as warnings for the template's author
+    environment = _MailSandbox(autoescape=autoescape, extensions=["jinja2.ext.do"],
+                               undefined=template_check.RecordingUndefined, finalize=template_check.finalize)
     environment.filters["safe_html"] = sanitize_html
     return environment
 
@@ -87,17 +91,20 @@ class TemplateRenderer:
         """
         template = self.compile(source, name)
         try:
-            rendered = RenderedTemplate(template.render(**context))
+            with template_check.recording(context) as recorder:
+                rendered = RenderedTemplate(template.render(**context))
             rendered.is_html = template.is_html
+            rendered.warnings = recorder.warnings
+            template_check.report_once(template, name, recorder.warnings)
             return rendered
         except SecurityError as err:
             raise TemplateError("Template '{0}'{1} tried something the sandbox does not allow: {2}".format(
-                name, _line_of(name), err))
+                name, _line_of(name), template_check.readable(err)))
         except TemplateError:
             raise
         except Exception as err:  # any runtime error of a template is the template's fault
             raise TemplateError("Template '{0}' failed{1}: {2}: {3}".format(
-                name, _line_of(name), type(err).__name__, err))
+                name, _line_of(name), type(err).__name__, template_check.readable(err)))
 
     def render_file(self, path, context):
         return self.render(self._read(path), context, name=os.path.basename(path))
