@@ -110,7 +110,7 @@ class TestSendingWithTheOriginalSection:
         assert received.auth_user is None                       # blank smtp_user: no AUTH
         html = received.message.get_body(preferencelist=("html",)).get_content()
         assert "Incident 2314: Phishing wave" in html
-        assert 'href="https://soar.example.invalid:443/#incidents/2314?orgId=201"' in html
+        assert 'href="https://soar.example.invalid/#incidents/2314?orgId=201"' in html
         assert "Incident 2314: Phishing wave" in result["content"]["text"]
 
     def test_send_email2_without_mail_from_says_there_is_no_sender(self, circuits_app, server):

@@ -120,8 +120,8 @@ class TestEveryHelperRendersTheOriginalsValue:
         ("field.custom_date", "2022-08-05T00:00:00"),
         ("field.description", "Users got invoice mails from O'Brien & Co.alert(1)"),
         ("unknown_field", "None"),
-        ("incident_url", "https://soar.example.invalid:443/#incidents/2314?orgId=201"),
-        ("task_url", "https://soar.example.invalid:443/#incidents/2314?orgId=201&taskId=7001&tabName=details"),
+        ("incident_url", "https://soar.example.invalid/#incidents/2314?orgId=201"),
+        ("task_url", "https://soar.example.invalid/#incidents/2314?orgId=201&taskId=7001&tabName=details"),
         ("datatable_values", "evil.example, good.example"),  # each value once, as the original
         ("created", "2022-08-05T14:03:23.441000"),
         ("regex", "INC-#-A#"),
@@ -222,7 +222,7 @@ def test_original_style_html_template(circuits_app, server, function_name, input
     for note_text in ("<p>Parent note</p>", "Child note", "Second note"):
         assert note_text in html
     assert "Email Sent if mail server" not in html
-    assert "href='https://soar.example.invalid:443/#incidents/2314?orgId=201'" in html
+    assert "href='https://soar.example.invalid/#incidents/2314?orgId=201'" in html
     # incident values stay escaped in HTML mail unless the template marks them safe
     assert ">2314: Phishing wave: &#34;Invoice&#34; &amp;</a>" in html
 
