@@ -195,7 +195,6 @@ def test_demo_broken_template_exits_2_with_the_line(tmp_path, capsys, monkeypatc
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command line")
 def test_demo_sign_output_verifies_with_openssl(folders):
-    pytest.importorskip("fn_outbound_email.lib.smime", reason="S/MIME module not built yet")
     work, temp = folders
     result = run_cli(["demo", "--sign"], work, temp)
 
