@@ -5,7 +5,6 @@ import collections
 import os
 import platform
 import re
-import socket
 import statistics
 import threading
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from fn_outbound_email.cli.offline_soar import OfflineSoarRest, load_incident_da
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.soar import SoarClient
+from tests.smtp_server import free_port, serve_on_bound_socket
 
 SHIPPED_TEMPLATE = "data/templates/example_send_email.jinja"
 SENDER = "SOAR <soar@example.com>"
@@ -86,8 +86,9 @@ class SmtpSink:
 
     def __init__(self):
         self.handler = _CountingHandler()
-        self.port = _free_port()
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=None)
+        self.port = free_port()
+        self._controller = serve_on_bound_socket(Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                                            data_size_limit=None))
 
     @property
     def received(self):
@@ -99,12 +100,6 @@ class SmtpSink:
 
     def __exit__(self, *exc_info):
         self._controller.stop()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the app's side ---------------------------------------------------------------------------------------------

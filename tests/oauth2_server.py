@@ -26,6 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from fn_outbound_email.cli.common import BackgroundServer
+from tests.smtp_server import take_bound_socket
 
 CLIENT_ID = "smtp-app-client"
 CLIENT_SECRET = "client-Secret-9f8e7d"
@@ -62,7 +63,7 @@ class FakeOAuth2Server(BackgroundServer):
         self._codes = {}                  # code -> (redirect_uri, code_challenge)
         self._numbers = itertools.count(1)
         self.lock = threading.Lock()
-        super().__init__(ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self)), name="fake-oauth2")
+        super().__init__(_http_server(port, _handler_class(self)), name="fake-oauth2")
 
     @property
     def base_url(self):
@@ -242,6 +243,19 @@ class FakeOAuth2Server(BackgroundServer):
         self.seen_jtis.add(claims["jti"])
         self.assertions.append(claims)
         return claims, None
+
+
+def _http_server(port, handler_class):
+    """An HTTP server on 127.0.0.1:``port`` (0: any), on the socket free_port() holds for it when there is one."""
+    held = take_bound_socket(port) if port else None
+    if held is None:
+        return ThreadingHTTPServer(("127.0.0.1", port), handler_class)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler_class, bind_and_activate=False)
+    server.socket.close()
+    server.socket = held
+    server.server_address = held.getsockname()
+    server.server_activate()
+    return server
 
 
 def _handler_class(server):

@@ -23,10 +23,44 @@ SMTP_USER = "mailer@example.com"
 SMTP_PASSWORD = "s3cret-Passw0rd!"
 
 
+_held_sockets = {}                 # port -> the bound socket free_port() holds it with
+_held_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free 127.0.0.1 port, kept bound until the server meant for it takes the socket over.
+
+    Test modules need their port when they are imported (their app.config names it) and start the server
+    later; a port only looked up then could be taken by another process in between. Servers here
+    (SmtpTestServer, the fake OAuth2 server) take the held socket with ``take_bound_socket``; connecting to a
+    port nobody took is refused, as to a free one.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    with _held_lock:
+        _held_sockets[port] = sock
+    return port
+
+
+def take_bound_socket(port):
+    """The socket free_port() holds ``port`` with (the caller owns it from now on), or None."""
+    with _held_lock:
+        return _held_sockets.pop(port, None)
+
+
+def serve_on_bound_socket(controller):
+    """Make an aiosmtpd Controller listen on the socket free_port() holds for its port, when there is one.
+
+    aiosmtpd binds host and port itself; asyncio's create_server also takes a bound socket, which is what the
+    Controller is given here (its connection check at start still uses host and port).
+    """
+    sock = take_bound_socket(controller.port)
+    if sock is not None:
+        controller._create_server = lambda: controller.loop.create_server(
+            controller._factory_invoker, sock=sock, ssl=controller.ssl_context)
+    return controller
 
 
 @dataclass
@@ -139,7 +173,7 @@ class SmtpTestServer:
         if xoauth2:
             kwargs.update(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=("LOGIN", "PLAIN"))
         self._controller_kwargs = kwargs
-        self.controller = self.controller_class(self.handler, **kwargs)
+        self.controller = serve_on_bound_socket(self.controller_class(self.handler, **kwargs))
 
     def stop(self):
         self.controller.stop()

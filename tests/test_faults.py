@@ -8,6 +8,7 @@ retried.
 """
 
 import dataclasses
+import os
 import time
 
 import pytest
@@ -21,8 +22,11 @@ from tests.function_runner import app_config, call_function
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
 
-CLIENT_TIMEOUT = 0.4         # seconds; stalls below last longer than this
-STALL = 1.0
+# A whole session on loopback has to fit in CLIENT_TIMEOUT: generous for a shared 2-core machine, and
+# TEST_SLOWNESS (default 1) scales every wait here for a slower one. Stalls last twice the timeout.
+SLOWNESS = float(os.environ.get("TEST_SLOWNESS", "1"))
+CLIENT_TIMEOUT = 1.0 * SLOWNESS
+STALL = 2 * CLIENT_TIMEOUT
 BACKOFF = 0.5                # the patched constant; sleeps are recorded, not slept
 BODY = "first line\n.a line that starts with a dot\n..and two\nlast line"
 

@@ -24,7 +24,7 @@ from fn_outbound_email.cli.offline_soar import AttachmentFile, load_incident_dat
 from fn_outbound_email.lib import compose
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests.smtp_server import RecordingHandler, SmtpTestServer, free_port
+from tests.smtp_server import RecordingHandler, SmtpTestServer, free_port, serve_on_bound_socket
 
 SAMPLE = load_incident_data()
 SAMPLE_FILE = SAMPLE.attachments[0].path
@@ -257,7 +257,8 @@ def test_a_non_ascii_local_part_makes_a_utf8_message(server):
 
 def test_a_non_ascii_local_part_is_delivered_with_smtputf8():
     handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
+    controller = serve_on_bound_socket(Controller(handler, hostname="127.0.0.1", port=free_port(),
+                                                  enable_SMTPUTF8=True))
     controller.start()
     try:
         outcome = mailer_for(controller).send(request(to="jörg@example.org", subject="Grüße"))
