@@ -35,7 +35,9 @@ def free_port():
     (SmtpTestServer, the fake OAuth2 server) take the held socket with ``take_bound_socket``; connecting to a
     port nobody took is refused, as to a free one.
     """
-    sock = socket.socket()
+    # proto IPPROTO_TCP, as asyncio makes its own: it sets TCP_NODELAY on accepted connections only then
+    # (socket.socket()'s proto 0 brought back the 40 ms delayed-ACK stall per message)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
