@@ -163,6 +163,26 @@ def app_opts(mock_opts, labels, conversations=False):
     return opts
 
 
+class TestConfigurationCheck:
+    def test_a_configuration_that_cannot_work_is_logged_at_start_up(self, soar, tmp_path, caplog):
+        client, mock_opts = soar
+        opts = app_opts(mock_opts, [])
+        opts["fn_outbound_email"].update(oauth2_grant="client_credentials", client_id="app", token_url="https://t/",
+                                         oauth2_subject="soar@example.com")
+        StartupSoarMock.reset([])
+        with caplog.at_level(logging.ERROR):
+            soar_setup.apply_startup_customizations(opts, client, export_path=write_export(tmp_path, []))
+        assert "every send will fail" in caplog.text and "client_secret" in caplog.text
+
+    def test_a_working_configuration_logs_no_error(self, soar, tmp_path, caplog):
+        client, mock_opts = soar
+        StartupSoarMock.reset([])
+        with caplog.at_level(logging.ERROR):
+            soar_setup.apply_startup_customizations(app_opts(mock_opts, []), client, export_path=write_export(tmp_path, []))
+        assert soar_setup.report_configuration_problem(app_opts(mock_opts, [])) is None
+        assert "every send will fail" not in caplog.text
+
+
 class TestRefreshRules:
     def test_only_playbooks_with_the_input_are_touched(self, soar, tmp_path):
         client, mock_opts = soar

@@ -18,7 +18,8 @@ import os
 
 from resilient_lib.ui import Datatable, Field, Tab, create_tab
 
-from fn_outbound_email.lib.settings import PACKAGE_DIR, SECTION, configured_templates
+from fn_outbound_email.lib.errors import MailError
+from fn_outbound_email.lib.settings import PACKAGE_DIR, SECTION, configured_templates, load_settings
 
 LOG = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def _without(type_name, err):
 
 
 def apply_startup_customizations(opts, soar, export_path=SHIPPED_EXPORT):
-    """Refresh every template select and, when enabled, the Email tab. Never raises."""
+    """Check app.config, refresh every template select and, when enabled, the Email tab. Never raises."""
+    report_configuration_problem(opts)
     labels = list(configured_templates(opts))
     if labels:
         _refresh_all_template_selects(soar, labels, export_path)
@@ -87,6 +89,17 @@ def apply_startup_customizations(opts, soar, export_path=SHIPPED_EXPORT):
             create_tab(EmailTab, opts, update_existing=True)   # logs its own failures
         except Exception as err:                               # noqa: BLE001 -- start-up must go on
             LOG.error("Could not add the Email tab: %s", err)
+
+
+def report_configuration_problem(opts):
+    """Log at start-up what each send would fail with later (a wrong key, an OAuth2 combination that cannot
+    work, an unreadable key file); the app still starts, so its other components and selftest can run."""
+    try:
+        load_settings(opts)
+    except MailError as err:
+        LOG.error("[%s] of app.config cannot work, every send will fail until it is fixed: %s", SECTION, err)
+        return str(err)
+    return None
 
 
 def _refresh_all_template_selects(soar, labels, export_path):
