@@ -260,7 +260,7 @@ def test_send_email_input_is_refused_with_a_clear_error(server, overrides, error
 
 @pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/hostname", "..\\..\\windows\\win.ini",
                                   "attachments/original-mail-headers.txt"])
-def test_attachment_names_are_never_paths(smtp_server, name):
+def test_an_attachment_name_that_looks_like_a_path_is_never_read_as_a_file(smtp_server, name):
     """Not an error (SPEC: unknown names are reported missing) but never a file read: the mail goes without it."""
     smtp_server.script()
     outcome = make_mailer().send(funct_send_email2.build_request(send_email2_inputs(mail_attachments=name)))

@@ -655,7 +655,7 @@ def test_jwt_bearer_token_url_overrides_the_key_files_token_uri(keys, oauth, smt
     assert oauth.assertions[0]["aud"] == oauth.token_url and len(smtp.messages) == 1
 
 
-def test_settings_repr_hides_secrets(keys, oauth):
+def test_app_only_oauth2_settings_repr_hides_secrets(keys, oauth):
     settings = load_settings(section("client_certificate", keys, oauth, 25, client_certificate=keys["files"][
         "app_encrypted"], client_certificate_password=CERT_PASSWORD))
     assert CERT_PASSWORD not in repr(settings) and os.path.basename(keys["files"]["app_encrypted"]) in repr(settings)

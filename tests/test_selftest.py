@@ -116,7 +116,7 @@ def test_ssl_mode_against_a_plain_server():
 
 
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
-def test_certificate_for_another_name_is_refused_naming_its_names(tls_pki, mode):
+def test_selftest_refuses_a_certificate_for_another_name_naming_its_names(tls_pki, mode):
     kwargs = {"implicit_tls_context": tls_pki.other_name_context} if mode == "ssl" else \
         {"tls_context": tls_pki.other_name_context}
     with SmtpTestServer(**kwargs) as server:

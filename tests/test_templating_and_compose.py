@@ -129,7 +129,7 @@ def test_lazy_list_loads_once_and_only_when_used():
     ("/etc/passwd", "passwd"), ("..", "attachment"), ("", "attachment"), ("a\r\nb.txt", "ab.txt"),
     (".hidden", "hidden"), ("Prüfbericht ä.pdf", "Prüfbericht ä.pdf"),
 ])
-def test_attachment_names_are_never_paths(name, expected):
+def test_safe_attachment_name_keeps_only_the_last_path_component(name, expected):
     assert compose.safe_attachment_name(name) == expected
 
 
