@@ -12,6 +12,7 @@ a proxy that delays every byte by WAN_DELAY seconds each way (benchmarks/wan_pro
 """
 
 import os
+import pathlib
 import smtplib
 import ssl
 import tempfile
@@ -31,19 +32,14 @@ class _Wan:
     """The server, the proxy, the test CA file and the app's Mailer for one benchmark run."""
 
     def __enter__(self):
-        from tests import pki
         from tests.esmtp_server import EsmtpTestServer
+        from tests.pki import TlsPki
         from tests.smtp_server import SMTP_PASSWORD, SMTP_USER
 
         self.user, self.password = SMTP_USER, SMTP_PASSWORD
         self._folder = tempfile.TemporaryDirectory(prefix="wan-bench-")
-        ca = pki.make_ca()
-        identity = pki.tls_server_identity(ca)
-        self.ca_file = pki.write_pem(os.path.join(self._folder.name, "ca.pem"), ca.cert_pem)
-        cert = pki.write_pem(os.path.join(self._folder.name, "server.pem"), identity.cert_pem)
-        key = pki.write_pem(os.path.join(self._folder.name, "server.key"), identity.key_pem)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
+        tls = TlsPki(pathlib.Path(self._folder.name))
+        self.ca_file, context = tls.ca_file, tls.context
         self.server = EsmtpTestServer(tls_context=context, require_starttls=True, auth=True).__enter__()
         self.proxy = DelayProxy(self.server.port, delay=WAN_DELAY).__enter__()
         return self

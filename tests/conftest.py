@@ -46,31 +46,10 @@ def server(smtp_server):
     return smtp_server
 
 
-class TlsPki:
-    """One test CA (``ca_file``) and server TLS contexts: ``context`` for localhost/127.0.0.1, ``other_name_context``
-    for a certificate issued only for OTHER_NAME."""
-
-    OTHER_NAME = "mail.other.example"
-
-    def __init__(self, folder):
-        from tests import pki
-        ca = pki.make_ca()
-        self.ca_file = pki.write_pem(folder / "ca.pem", ca.cert_pem)
-        self._contexts = {"localhost": pki.server_tls_context(pki.tls_server_identity(ca), folder),
-                          "other": pki.server_tls_context(pki.tls_identity_for_names(ca, self.OTHER_NAME), folder)}
-
-    @property
-    def context(self):
-        return self._contexts["localhost"]
-
-    @property
-    def other_name_context(self):
-        return self._contexts["other"]
-
-
 @pytest.fixture(scope="session")
 def tls_pki(tmp_path_factory):
-    """A test CA with server certificates (see TlsPki), made once per test run."""
+    """The test CA with server certificates (tests/pki.py TlsPki), made once per test run."""
+    from tests.pki import TlsPki
     return TlsPki(tmp_path_factory.mktemp("tls-pki"))
 
 

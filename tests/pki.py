@@ -123,3 +123,24 @@ def make_intermediate_ca(ca, common_name="fn_outbound_email test intermediate CA
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .sign(ca.key, hashes.SHA256()))
     return Identity(key, cert)
+
+
+class TlsPki:
+    """One test CA (``ca_file``) and server TLS contexts: ``context`` for localhost/127.0.0.1, ``other_name_context``
+    for a certificate issued only for OTHER_NAME."""
+
+    OTHER_NAME = "mail.other.example"
+
+    def __init__(self, folder):
+        self.ca = make_ca()
+        self.ca_file = write_pem(folder / "ca.pem", self.ca.cert_pem)
+        self._contexts = {"localhost": server_tls_context(tls_server_identity(self.ca), folder),
+                          "other": server_tls_context(tls_identity_for_names(self.ca, self.OTHER_NAME), folder)}
+
+    @property
+    def context(self):
+        return self._contexts["localhost"]
+
+    @property
+    def other_name_context(self):
+        return self._contexts["other"]

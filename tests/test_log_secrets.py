@@ -8,7 +8,6 @@ STARTTLS to real aiosmtpd servers.
 """
 
 import base64
-import ssl
 
 import pytest
 
@@ -30,21 +29,12 @@ resilient_mock = SoarMock
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("log_secrets")
-    ca = pki.make_ca()
-    server = pki.tls_server_identity(ca)
-    sender = pki.issue_cert(ca, "SOAR Notifier", email="soar@example.com")
-    files = {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem),
-             "cert": pki.write_pem(folder / "server.pem", server.cert_pem),
-             "key": pki.write_pem(folder / "server.key", server.key_pem),
-             "p12": str(folder / "sender.p12")}
-    with open(files["p12"], "wb") as bundle:
-        bundle.write(pki.p12_bytes(sender, None, P12_PASSWORD.encode()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(files["cert"], files["key"])
-    files["context"] = context
-    return files
+def tls(tls_pki, tmp_path_factory):
+    """The session's test PKI (conftest tls_pki), and a password-protected p12 of a sender it issued."""
+    sender = pki.issue_cert(tls_pki.ca, "SOAR Notifier", email="soar@example.com")
+    p12 = tmp_path_factory.mktemp("log_secrets") / "sender.p12"
+    p12.write_bytes(pki.p12_bytes(sender, None, P12_PASSWORD.encode()))
+    return {"ca": tls_pki.ca_file, "context": tls_pki.context, "p12": str(p12)}
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ neither. A delay proxy in front (benchmarks/wan_proxy.py) counts the client's fl
 waited for. The counts, not times, are asserted.
 """
 
-import ssl
-
 import pytest
 
 from benchmarks.wan_proxy import DelayProxy
@@ -16,7 +14,6 @@ from fn_outbound_email.lib.errors import DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.smtp_pool import POOL
-from tests import pki
 from tests.esmtp_server import EsmtpTestServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, RecordingHandler, SmtpTestServer
 
@@ -117,15 +114,11 @@ def test_a_big_message_waits_for_the_envelope_replies_before_its_chunk(monkeypat
         assert server.messages[0].data == prepared.message
 
 
-def test_starttls_and_auth_then_one_group_is_six_round_trips(tmp_path):
-    ca = pki.make_ca()
-    identity = pki.tls_server_identity(ca)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.write_pem(tmp_path / "s.pem", identity.cert_pem),
-                            pki.write_pem(tmp_path / "s.key", identity.key_pem))
+def test_starttls_and_auth_then_one_group_is_six_round_trips(tls_pki):
+    context = tls_pki.context
     with EsmtpTestServer(tls_context=context, require_starttls=True, auth=True) as server, \
             DelayProxy(server.port, delay=DELAY) as proxy:
-        make_mailer(proxy.port, smtp_ssl_mode="starttls", smtp_ssl_cafile=pki.write_pem(tmp_path / "ca.pem", ca.cert_pem),
+        make_mailer(proxy.port, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls_pki.ca_file,
                     smtp_user=SMTP_USER, smtp_password=SMTP_PASSWORD).send(request())
         assert server.messages[0].tls and server.messages[0].auth_user == SMTP_USER
         # EHLO, STARTTLS, TLS hello, TLS finished + EHLO, AUTH, the transaction

@@ -8,7 +8,7 @@ import pytest
 
 from fn_outbound_email.util.selftest import selftest_function
 from tests import pki
-from tests.conftest import TlsPki
+from tests.pki import TlsPki
 from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 

@@ -17,26 +17,20 @@ from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from tests import pki
-from tests.conftest import TlsPki
+from tests.pki import TlsPki
 from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    ca = pki.make_ca()
-    server = pki.tls_server_identity(ca)
-    return {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem),
-            "cert": pki.write_pem(folder / "server.pem", server.cert_pem),
-            "key": pki.write_pem(folder / "server.key", server.key_pem)}
+def tls_files(tls_pki):
+    """The session's test PKI (conftest tls_pki): its CA file and the server context for localhost."""
+    return {"ca": tls_pki.ca_file, "context": tls_pki.context}
 
 
 def server_context(tls_files):
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls_files["cert"], tls_files["key"])
-    return context
+    return tls_files["context"]
 
 
 def mailer(port, **config):
