@@ -34,11 +34,11 @@ class TemplateVariablesRenderer:
         self._variables = dict(variables)
         self._renderer = renderer
 
-    def render(self, source, context, name="inline template"):
-        return self._renderer.render(source, dict(self._variables, **context), name=name)
+    def render(self, source, context, name="inline template", limits=None):
+        return self._renderer.render(source, dict(self._variables, **context), name=name, limits=limits)
 
-    def render_file(self, path, context):
-        return self._renderer.render_file(path, dict(self._variables, **context))
+    def render_file(self, path, context, limits=None):
+        return self._renderer.render_file(path, dict(self._variables, **context), limits=limits)
 
 
 class BackgroundServer:

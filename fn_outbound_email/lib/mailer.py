@@ -200,16 +200,18 @@ class Mailer:
         """(body text, is_html): a template's kind decides HTML, a given body is examined (None)."""
         if request.inline_template:
             rendered = self._renderer.render(request.inline_template, self._context(request, incident_id),
-                                             name="mail_inline_template")
+                                             name="mail_inline_template", limits=self._settings.template_limits)
         elif request.template_label:
             path = self._settings.template_for_label(request.template_label)
             if not path:
                 known = ", ".join(sorted(self._settings.templates)) or "none"
                 raise TemplateError("Template label '{0}' is not defined in [fn_outbound_email:templates] of "
                                     "app.config (defined: {1})".format(request.template_label, known))
-            rendered = self._renderer.render_file(path, self._context(request, incident_id))
+            rendered = self._renderer.render_file(path, self._context(request, incident_id),
+                                                  limits=self._settings.template_limits)
         elif request.template_file:
-            rendered = self._renderer.render_file(request.template_file, self._context(request, incident_id))
+            rendered = self._renderer.render_file(request.template_file, self._context(request, incident_id),
+                                                  limits=self._settings.template_limits)
         else:
             if request.body in (None, ""):
                 raise NoBodyError(NO_BODY_REASON)

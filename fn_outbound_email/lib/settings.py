@@ -14,6 +14,7 @@ from typing import Dict, Optional, Union
 from resilient_lib import str_to_bool, validate_fields
 
 from fn_outbound_email.lib.errors import ConfigurationError
+from fn_outbound_email.lib.template_limits import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, TemplateLimits
 
 SECTION = "fn_outbound_email"
 TEMPLATES_SECTION = "fn_outbound_email:templates"
@@ -56,6 +57,13 @@ class MailerSettings:
     p12_password: Optional[str] = field(default=None, repr=False)
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     retries: int = DEFAULT_RETRIES
+    template_timeout: float = DEFAULT_TIMEOUT
+    template_max_output: int = DEFAULT_MAX_OUTPUT
+
+    @property
+    def template_limits(self):
+        """What one template render may use (seconds, characters of output and of any one value)."""
+        return TemplateLimits(timeout=self.template_timeout, max_output=self.template_max_output)
 
     def template_for_label(self, label):
         """The template path for a label; app.config keys are lower-cased by its parser, so case is ignored."""
@@ -205,4 +213,6 @@ def load_settings(opts):
         p12_password=_text(configs, "p12_signing_encrypting_cert_password", alias="p12_signing_cert_password"),
         max_message_size=_number(configs, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE, minimum=1),
         retries=_number(configs, "smtp_retries", DEFAULT_RETRIES, minimum=0),
+        template_timeout=_number(configs, "template_timeout", DEFAULT_TIMEOUT, kind=float, minimum=0.01),
+        template_max_output=_number(configs, "template_max_output", DEFAULT_MAX_OUTPUT, minimum=1),
     )

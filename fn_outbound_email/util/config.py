@@ -49,6 +49,10 @@ smtp_ssl_mode=None
 #max_message_size=26214400
 # Retries after transient failures (connection errors, 4xx replies); never after the server accepted the message
 #smtp_retries=2
+# A template render is stopped after this many seconds (default 10)
+#template_timeout=10
+# ... or when its output, or any one value it makes, passes this many characters (default 5 MiB)
+#template_max_output=5242880
 
 [fn_outbound_email:templates]
 # One template per line: label = path. The labels fill the mail_template_select
