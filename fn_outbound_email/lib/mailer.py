@@ -8,7 +8,9 @@ a send raises a ``MailError`` whose text is the reason shown in SOAR.
 """
 
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -78,6 +80,19 @@ class SendOutcome:
     attachments_missing: List[str]
     signed: bool
     encrypted: bool
+
+
+def _declared_size(attachment):
+    """The attachment's size in bytes as SOAR's attachment list gives it, or None."""
+    try:
+        size = int(attachment.get("size"))
+    except (TypeError, ValueError):
+        return None
+    return size if size >= 0 else None
+
+
+def _encoded_size(size):
+    return -(-size * 4 // 3)
 
 
 def build_transport(settings, requests_common=None):
@@ -158,8 +173,15 @@ class Mailer:
         in_reply_to = compose.normalize_message_id(request.in_reply_to, "mail_in_reply_to")
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 
-        body, is_html = self._body(request, incident_id)
-        attachments, sent, missing = self._attachments(incident_id, request.attachments)
+        # the attachments are fetched while the body renders: both wait mostly on SOAR
+        stop_fetching = threading.Event()
+        fetching = self._start_attachments(incident_id, request.attachments, stop_fetching)
+        try:
+            body, is_html = self._body(request, incident_id)
+        except BaseException:
+            stop_fetching.set()
+            raise
+        attachments, sent, missing = fetching.result()
 
         content = compose.build_content(body, attachments, html=is_html)
         content, signed, encrypted = self._protect(content, recipient_certs)
@@ -231,8 +253,24 @@ class Mailer:
             "template_helper": TemplateHelper(soar, self._settings.date_format),
         }
 
-    def _attachments(self, incident_id, spec):
-        """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal."""
+    def _start_attachments(self, incident_id, spec, cancelled):
+        """A Future of ``_attachments``: on a thread of its own when there are any (none for the usual send)."""
+        if not spec or not str(spec).strip():
+            done = Future()
+            done.set_result(([], [], []))
+            return done
+        runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attachments")
+        try:
+            return runner.submit(self._attachments, incident_id, spec, cancelled)
+        finally:
+            runner.shutdown(wait=False)          # its thread ends with its one task
+
+    def _attachments(self, incident_id, spec, cancelled=None):
+        """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal.
+
+        The attachment list is read once. Before anything is downloaded, the sizes it gives (base64-encoded,
+        4/3 of each) must fit in max_message_size; each download then stops at what is left of it.
+        """
         if not spec or not str(spec).strip():
             return [], [], []
         wanted = [name.strip() for name in str(spec).split(",") if name.strip()]
@@ -246,13 +284,30 @@ class Mailer:
                 chosen.extend(matches)
                 if not matches:
                     missing.append(name)
-        attachments = [compose.Attachment(name=item.get("name") or "attachment",
-                                          content=self._soar.get_attachment_content(incident_id, item))
-                       for item in chosen]
+        contents = self._soar.get_attachment_contents(incident_id, chosen, self._download_limits(chosen),
+                                                      cancelled=cancelled)
+        attachments = [compose.Attachment(name=item.get("name") or "attachment", content=content)
+                       for item, content in zip(chosen, contents)]
         if missing:
             LOG.warning("Attachments not found on incident %s: %s", incident_id, ", ".join(missing))
         return attachments, [item.name for item in attachments], missing
 
+    def _download_limits(self, chosen):
+        """The most bytes each chosen attachment may have; MailError naming them when their sizes cannot fit."""
+        limit = self._settings.max_message_size
+        sizes = [_declared_size(item) for item in chosen]
+        total, too_many = 0, []
+        for item, size in zip(chosen, sizes):
+            total += _encoded_size(size or 0)
+            if total > limit:
+                too_many.append("'{0}' ({1} bytes)".format(item.get("name"), size))
+        if too_many:
+            raise MailError("The attachments do not fit in max_message_size ({0} bytes): base64-encoded they need "
+                            "about {1} bytes, and {2} go past the limit. Nothing was downloaded or sent; send fewer "
+                            "or smaller attachments".format(limit, total, ", ".join(too_many)))
+        known = sum(size or 0 for size in sizes)
+        room = limit * 3 // 4                   # raw bytes that fit once base64-encoded
+        return [room - known + (size or 0) for size in sizes]
     def _recipient_certificates(self, pem_text):
         if not pem_text or not str(pem_text).strip():
             return None
