@@ -23,6 +23,8 @@ attach incident and task files, sign and encrypt with S/MIME, authenticate by pa
         "beautifulsoup4>=4.9",
         "six",
         "cryptography>=45",
+        # safe_html's sanitizer (Rust's ammonia); 0.3.8 has Cleaner and url_relative="deny"
+        "nh3~=0.3.8",
     ],
     extras_require={
         # what the test suite needs besides the app: a real SMTP server and the SOAR mock
