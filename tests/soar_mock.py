@@ -24,14 +24,23 @@ _Endpoint = namedtuple("Endpoint", "type uri")
 _BASIC_ENDPOINTS = dict(BasicResilientMock.registered_endpoints)
 
 
-def isolated_endpoints(cls):
-    """Class decorator: give a mock class only the endpoints it and its bases define."""
+def _own_endpoints(cls):
     endpoints = dict(_BASIC_ENDPOINTS)
     for klass in reversed(cls.__mro__):
         for value in vars(klass).values():
             if hasattr(value, "uri") and hasattr(value, "request_type"):
                 endpoints[_Endpoint(value.request_type, value.uri)] = value
-    cls.registered_endpoints = endpoints
+    return endpoints
+
+
+def isolated_endpoints(cls):
+    """Class decorator: give a mock class only the endpoints it and its bases define."""
+    cls.registered_endpoints = _own_endpoints(cls)
+    # the metaclass also added this class's endpoints to its base's dict: give the bases theirs back
+    for base in cls.__mro__[1:]:
+        if getattr(base, "_isolated_endpoints", False):
+            base.registered_endpoints = _own_endpoints(base)
+    cls._isolated_endpoints = True
     BasicResilientMock.registered_endpoints.clear()
     BasicResilientMock.registered_endpoints.update(_BASIC_ENDPOINTS)
     return cls

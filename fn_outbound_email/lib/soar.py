@@ -30,9 +30,10 @@ LOG = logging.getLogger(__name__)
 
 # client errors are answered at once; 408 (timeout) and 429 (too many requests) may pass on retrying
 NO_RETRY = [status for status in range(400, 500) if status not in (408, 429)]
+REST_TIMEOUT = 60                     # seconds SOAR may take to answer one call (the client sets none)
 DOWNLOAD_WORKERS = 4
 DOWNLOAD_CHUNK = 1024 * 1024
-DOWNLOAD_READ_TIMEOUT = 60            # seconds one read of an attachment download may wait
+DOWNLOAD_READ_TIMEOUT = REST_TIMEOUT  # seconds one read of an attachment download may wait
 API_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -95,15 +96,15 @@ class SoarClient:
         return getattr(self._rest, "org_id", None)
 
     # --- REST calls --------------------------------------------------------------------------------
-    def _get(self, what, uri, **options):
+    def _get(self, what, uri):
         try:
-            return self._rest.get(uri, skip_retry=NO_RETRY, **options)
+            return self._rest.get(uri, timeout=REST_TIMEOUT, skip_retry=NO_RETRY)
         except _REST_FAULTS as err:
             raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)))
 
     def _post(self, what, uri, payload):
         try:
-            return self._rest.post(uri, payload, skip_retry=NO_RETRY)
+            return self._rest.post(uri, payload, timeout=REST_TIMEOUT, skip_retry=NO_RETRY)
         except _REST_FAULTS as err:
             raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)))
 
