@@ -11,6 +11,7 @@ import re
 import threading
 from collections import namedtuple
 
+import requests
 import requests_mock
 from pytest_resilient_circuits import BasicResilientMock, resilient_endpoint
 
@@ -184,6 +185,7 @@ MISSING_INCIDENT_ID = 404404          # GET answers 404
 BIG_INCIDENT_ID = 2400                # 12 attachments of 18 MiB each in its attachment list
 PARALLEL_INCIDENT_ID = 2401           # 6 small attachments; the first 4 downloads must overlap
 MIXED_INCIDENT_ID = 2402              # two small attachments, then one of 18 MiB, then a small one
+SLOW_INCIDENT_ID = 2403               # its attachment list does not come in time (the client's read times out)
 BIG_ATTACHMENT_SIZE = 18 * 1024 * 1024
 BROKEN_ATTACHMENT_ID = 35             # its download answers HTTP 500
 UNDERSIZED_ATTACHMENT_ID = 36         # the list says 10 bytes; the download sends 64 KiB
@@ -240,6 +242,8 @@ class FaultSoarMock(SoarMock):
 
     @resilient_endpoint("POST", r"/incidents/[0-9]+/attachments/query\?include_tasks=true")
     def attachments(self, request):
+        if _incident_id_of(request) == SLOW_INCIDENT_ID:
+            raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
         listed = {BIG_INCIDENT_ID: BIG_ATTACHMENTS, PARALLEL_INCIDENT_ID: PARALLEL_ATTACHMENTS,
                   MIXED_INCIDENT_ID: MIXED_ATTACHMENTS}.get(
             _incident_id_of(request), FAULT_ATTACHMENTS)

@@ -13,7 +13,7 @@ import pytest
 from tests.function_runner import app_config, call_function
 from tests.smtp_server import free_port
 from tests.soar_mock import (BROKEN_ATTACHMENT_ID, INCIDENT_ID, MISSING_INCIDENT_ID, PARALLEL_INCIDENT_ID,
-                             FaultSoarMock)
+                             SLOW_INCIDENT_ID, FaultSoarMock)
 
 SMTP_PORT = free_port()
 config_data = app_config(SMTP_PORT, from_email_address="soar@example.com")
@@ -52,6 +52,14 @@ def test_a_missing_incident_is_a_result_without_retries(circuits_app, server, so
         MISSING_INCIDENT_ID)
     # resilient's client would have retried 5 times over about 30 s; a 404 is answered at once
     assert len(rest_calls("/incidents/{0}?".format(MISSING_INCIDENT_ID))) == 1
+    assert server.messages == []
+
+
+def test_a_soar_call_timing_out_is_a_result_naming_what_was_read(circuits_app, server, soar):
+    result = send(circuits_app, mail_incident_id=SLOW_INCIDENT_ID, mail_body="files", mail_attachments="*")
+    assert result["success"] is False
+    assert result["reason"] == ("The attachment list of incident {0} could not be read from SOAR: ReadTimeout: "
+                                "Read timed out. (read timeout=60)".format(SLOW_INCIDENT_ID))
     assert server.messages == []
 
 

@@ -308,6 +308,7 @@ class Mailer:
         known = sum(size or 0 for size in sizes)
         room = limit * 3 // 4                   # raw bytes that fit once base64-encoded
         return [room - known + (size or 0) for size in sizes]
+
     def _recipient_certificates(self, pem_text):
         if not pem_text or not str(pem_text).strip():
             return None

@@ -23,7 +23,7 @@ import jinja2
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from fn_outbound_email.lib import template_limits as limits
+from fn_outbound_email.lib import template_limits as checks
 from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.html_tokens import looks_like_html
 from fn_outbound_email.lib.sanitize import sanitize_html
@@ -62,21 +62,21 @@ class _MailSandbox(SandboxedEnvironment):
 
     @staticmethod
     def check_deadline():
-        limits.check_time()
+        checks.check_time()
 
     def call_binop(self, context, operator, left, right):
-        limits.check_binop(operator, left, right)
+        checks.check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (the sandbox's own signature)
-        limits.check_call(__obj, args)
-        return limits.check_result(__obj, super().call(__context, __obj, *args, **kwargs))
+        checks.check_call(__obj, args)
+        return checks.check_result(__obj, super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj, attribute):
-        return limits.check_value(super().getattr(obj, attribute))
+        return checks.check_value(super().getattr(obj, attribute))
 
     def getitem(self, obj, argument):
-        return limits.check_value(super().getitem(obj, argument))
+        return checks.check_value(super().getitem(obj, argument))
 
     def wrap_str_format(self, value):
         """str.format and format_map, with their format specs' widths checked before formatting."""
@@ -86,7 +86,7 @@ class _MailSandbox(SandboxedEnvironment):
         template = value.__self__
 
         def checked_format(*args, **kwargs):
-            limits.check_str_format(template)
+            checks.check_str_format(template)
             return wrapper(*args, **kwargs)
         return checked_format
 
@@ -103,26 +103,26 @@ def _checked_filter(function, check):
 
 def _check_center(value, width=80, *args, **kwargs):
     if isinstance(width, int):
-        limits.check_size(width, "a centered string")
+        checks.check_size(width, "a centered string")
 
 
 def _check_indent(value, width=4, *args, **kwargs):
     lines = str(value).count("\n") + 1
-    limits.check_size(len(str(value)) + lines * (width if isinstance(width, int) else len(str(width))),
+    checks.check_size(len(str(value)) + lines * (width if isinstance(width, int) else len(str(width))),
                       "an indented string")
 
 
 def _check_format(value, *args, **kwargs):
-    limits.check_printf_format(str(value))
+    checks.check_printf_format(str(value))
 
 
 def _check_replace(eval_context, value, old, new, *args, **kwargs):
-    limits.check_replaced(str(value), str(old), str(new))
+    checks.check_replaced(str(value), str(old), str(new))
 
 
 def _check_join(eval_context, value, separator="", *args, **kwargs):
     if isinstance(value, (list, tuple)):
-        limits.check_joined(str(separator), value)
+        checks.check_joined(str(separator), value)
 
 
 # the filters that can make a value much larger than their input, checked before they run
