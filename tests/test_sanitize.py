@@ -111,6 +111,8 @@ HOSTILE_MARKUP = {
     # html5ever (nh3's parser) walks all open elements for each of these end tags: alone it took 14 s and more
     "stray end tags over open divs": "<div>" * 50000 + "</span>" * 50000,
     "stray end tags over open list items": "<ul><li>" * 50000 + "</p>" * 50000,
+    # balanced for our tokenizer, but html5ever closes each p at the next div: without the depth limit 4 s
+    "paragraphs around divs": "<p><div>" * 50000,
 }
 
 
