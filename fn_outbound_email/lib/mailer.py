@@ -10,7 +10,7 @@ a send raises a ``MailError`` whose text is the reason shown in SOAR.
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -95,6 +95,37 @@ def _encoded_size(size):
     return -(-size * 4 // 3)
 
 
+class _AttachmentFetch:
+    """``fetch(incident_id, spec, cancelled)`` running on a thread of its own; ``cancel`` stops its downloads."""
+
+    def __init__(self, fetch, incident_id, spec):
+        self._cancelled = threading.Event()
+        runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attachments")
+        try:
+            self._future = runner.submit(fetch, incident_id, spec, self._cancelled)
+        finally:
+            runner.shutdown(wait=False)          # its thread ends with its one task
+
+    def result(self):
+        return self._future.result()
+
+    def cancel(self):
+        self._cancelled.set()
+
+
+class _NoAttachmentFetch:
+    @staticmethod
+    def result():
+        return [], [], []
+
+    @staticmethod
+    def cancel():
+        pass
+
+
+_NO_ATTACHMENTS = _NoAttachmentFetch()
+
+
 def build_transport(settings, requests_common=None):
     """The SMTP transport with the authentication app.config asks for (shared by sending and selftest)."""
     if settings.oauth2:
@@ -174,12 +205,11 @@ class Mailer:
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 
         # the attachments are fetched while the body renders: both wait mostly on SOAR
-        stop_fetching = threading.Event()
-        fetching = self._start_attachments(incident_id, request.attachments, stop_fetching)
+        fetching = self._start_attachments(incident_id, request.attachments)
         try:
             body, is_html = self._body(request, incident_id)
         except BaseException:
-            stop_fetching.set()
+            fetching.cancel()
             raise
         attachments, sent, missing = fetching.result()
 
@@ -253,17 +283,11 @@ class Mailer:
             "template_helper": TemplateHelper(soar, self._settings.date_format),
         }
 
-    def _start_attachments(self, incident_id, spec, cancelled):
-        """A Future of ``_attachments``: on a thread of its own when there are any (none for the usual send)."""
+    def _start_attachments(self, incident_id, spec):
+        """The attachments' fetch, under way on a thread of its own (no thread when there are none)."""
         if not spec or not str(spec).strip():
-            done = Future()
-            done.set_result(([], [], []))
-            return done
-        runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attachments")
-        try:
-            return runner.submit(self._attachments, incident_id, spec, cancelled)
-        finally:
-            runner.shutdown(wait=False)          # its thread ends with its one task
+            return _NO_ATTACHMENTS
+        return _AttachmentFetch(self._attachments, incident_id, spec)
 
     def _attachments(self, incident_id, spec, cancelled=None):
         """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal.

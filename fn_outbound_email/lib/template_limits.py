@@ -24,6 +24,7 @@ MAX_INT_BITS = 1 << 16
 
 _SEQUENCES = (str, bytes, list, tuple)
 _CONTAINERS = (list, dict, set, bytearray)
+_SIZED = _SEQUENCES + _CONTAINERS
 # printf-style conversions: their width and precision (a '*' takes them from the arguments)
 _PRINTF_FIELD = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?[a-zA-Z%]")
 # a standard format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
@@ -49,17 +50,10 @@ class _Budget:
     def __init__(self, limits):
         self.limits = limits
         self.deadline = time.monotonic() + limits.timeout
-        self.output = 0
-        self._chunks = 0
 
-    def add_output(self, size):
-        self.output += size
-        if self.output > self.limits.max_output:
-            raise TemplateLimitExceeded("its output grew past template_max_output ({0} characters)".format(
-                self.limits.max_output))
-        self._chunks += 1
-        if not self._chunks % 32:       # a chunk is a few characters; loops check the clock themselves
-            self.check_time()
+    def output_exceeded(self):
+        raise TemplateLimitExceeded("its output grew past template_max_output ({0} characters)".format(
+            self.limits.max_output))
 
     def check_time(self):
         if time.monotonic() > self.deadline:
@@ -96,9 +90,13 @@ def check_size(size, what):
             what, size, limit))
 
 
+# values this small are never looked at: every attribute a template reads passes check_value
+_HARMLESS_SIZE = 1024
+
+
 def check_value(value, what="a value"):
     """A value the template reached or made: a string, sequence or container larger than the cap is refused."""
-    if isinstance(value, _SEQUENCES + _CONTAINERS):
+    if isinstance(value, _SIZED) and len(value) > _HARMLESS_SIZE:
         check_size(len(value), what)
     return value
 

@@ -42,11 +42,18 @@ class RenderedTemplate(str):
 
 
 class _DeadlineCodeGenerator(CodeGenerator):
-    """Compiled templates check the render's deadline at the start of every block body, so also in each
-    iteration of a loop that writes nothing (a nested loop over a list would otherwise never be stopped)."""
+    """Compiled templates check the render's deadline in every loop iteration, also of a loop that writes
+    nothing and calls nothing (a nested loop over a list would otherwise never be stopped)."""
+
+    _loop_body = None
+
+    def visit_For(self, node, frame):
+        self._loop_body = node.body
+        super().visit_For(node, frame)
 
     def blockvisit(self, nodes, frame):
-        self.writeline("environment.check_deadline()")
+        if nodes is self._loop_body:
+            self.writeline("environment.check_deadline()")
         super().blockvisit(nodes, frame)
 
 
@@ -60,9 +67,7 @@ class _MailSandbox(SandboxedEnvironment):
             return attr in TemplateHelper.TEMPLATE_METHODS
         return super().is_safe_attribute(obj, attr, value)
 
-    @staticmethod
-    def check_deadline():
-        checks.check_time()
+    check_deadline = staticmethod(checks.check_time)
 
     def call_binop(self, context, operator, left, right):
         checks.check_binop(operator, left, right)
@@ -179,12 +184,20 @@ class TemplateRenderer:
         """
         template = self.compile(source, name)
         try:
-            parts = []
             with render_budget(limits) as budget:
-                # chunk by chunk, so the output cap and the deadline stop a render while it runs
-                for chunk in template.generate(**context):
-                    parts.append(chunk)
-                    budget.add_output(len(chunk))
+                # chunk by chunk, so the output cap and the deadline stop a render while it runs; as
+                # Template.render does, without generate()'s extra generator around every chunk
+                parts, size, max_output = [], 0, budget.limits.max_output
+                try:
+                    for chunk in template.root_render_func(template.new_context(dict(context))):
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > max_output:
+                            budget.output_exceeded()
+                        if not len(parts) & 31:     # a chunk is a few characters; loops check the clock too
+                            budget.check_time()
+                except Exception:
+                    template.environment.handle_exception()     # raises it again, with the template's lines
             rendered = RenderedTemplate("".join(parts))
             rendered.is_html = template.is_html
             return rendered
