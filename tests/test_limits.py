@@ -65,7 +65,7 @@ def test_a_template_running_past_its_deadline_is_stopped(circuits_app, server, s
     ("{{ ('ab' * 5000) | replace('a', 'x' * 5000) }}", "a replaced string would be 25005000 characters"),
     ("{{ 2 ** 100000000 }}", "a number would have about 200000000 bits"),
     ("{% set ns = namespace(s='ab') %}{% for i in range(30) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-     "a value would be 32768 characters"),
+     "a joined value would be 32768 characters"),
     ("{% set l = [1] %}{% for i in range(30) %}{% do l.extend(l) %}{% endfor %}",
      "a list, dict or set would be 32768 characters"),
 ])
