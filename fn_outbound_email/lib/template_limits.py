@@ -90,7 +90,7 @@ def check_size(size, what):
             what, size, limit))
 
 
-# values this small are never looked at: every attribute a template reads passes check_value
+# values this small are let through without looking up the render's cap (most call results are)
 _HARMLESS_SIZE = 1024
 
 
