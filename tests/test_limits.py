@@ -145,3 +145,21 @@ def test_a_download_larger_than_its_listed_size_stops_at_the_budget(circuits_app
                                        "{1} bytes left of max_message_size".format(INCIDENT_ID,
                                                                                     MAX_MESSAGE_SIZE * 3 // 4))
     assert server.messages == []
+
+
+def test_a_rest_stand_in_answering_more_than_the_limit_is_refused():
+    """Stand-ins without a session (the offline SOAR of `outbound-email demo`) hand over bytes: checked after."""
+    from fn_outbound_email.lib.soar import SoarClient, SoarError
+
+    class BytesRest:
+        base_url, org_id = "https://soar.example.invalid:443", 201
+
+        def get_content(self, uri):
+            return b"x" * 10
+
+    attachment = {"type": "incident", "id": 7, "name": "ten.bin", "size": 5}
+    with pytest.raises(SoarError) as raised:
+        SoarClient(BytesRest()).get_attachment_contents(INCIDENT_ID, [attachment], [5])
+    assert "Attachment 'ten.bin' (id 7) of incident {0} is larger than the 5 bytes".format(INCIDENT_ID) in \
+        str(raised.value)
+    assert SoarClient(BytesRest()).get_attachment_contents(INCIDENT_ID, [attachment], [10]) == [b"x" * 10]

@@ -104,3 +104,11 @@ def test_attachments_are_listed_once_and_downloaded_four_at_a_time_in_order(circ
     assert [part.get_filename() for part in parts] == ["part{0}.txt".format(n) for n in range(6)]
     assert [part.get_content() for part in parts] == ["part{0}\n".format(n) for n in range(6)]
     assert result["content"]["attachments"]["sent"] == ["part{0}.txt".format(n) for n in range(6)]
+
+
+def test_a_template_error_wins_over_an_attachment_fault_fetched_meanwhile(circuits_app, server, soar):
+    result = send(circuits_app, mail_inline_template="{{ incident.name | nosuchfilter }}",
+                  mail_attachments="broken.bin")
+    assert result["success"] is False
+    assert "mail_inline_template" in result["reason"] and "nosuchfilter" in result["reason"]
+    assert server.messages == []
