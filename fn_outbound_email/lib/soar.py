@@ -66,6 +66,7 @@ def check_api_name(name, what):
                          "a digit)".format(what, name))
     return name
 
+
 FIELD_CACHE_SECONDS = 600
 _field_cache = {}
 _field_cache_lock = threading.Lock()
@@ -173,8 +174,8 @@ class SoarClient:
         except _REST_FAULTS as err:
             raise SoarError("{0} could not be downloaded from SOAR: {1}".format(what, _fault(err)))
         if content is None:
-            raise SoarError("{0} is larger than the {1} bytes left of max_message_size for it (SOAR's attachment "
-                            "list gave a smaller size); nothing was sent".format(what, max_bytes))
+            raise SoarError("{0} is larger than the {1} bytes left of max_message_size for it (more than SOAR's "
+                            "attachment list said); nothing was sent".format(what, max_bytes))
         return content
 
     def _download(self, uri, max_bytes, stop):
@@ -193,7 +194,7 @@ class SoarClient:
                                          timeout=DOWNLOAD_READ_TIMEOUT, cert=rest.cert)
         with response:
             if response.status_code != 200:
-                raise SimpleHTTPException(response)
+                raise requests.HTTPError(response=response)        # the error page is not read
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 return None
