@@ -37,6 +37,8 @@ setup(
         "aiosmtpd~=1.4",
         "PyJWT~=2.8",
         "idna~=3.7",
+        # safe_html's sanitizer (Rust's ammonia); 0.3.8 has Cleaner and url_relative="deny"
+        "nh3~=0.3.8",
     ],
     extras_require={
         # what the test suite needs besides the app (which brings aiosmtpd): the SOAR mock and resilient-sdk

@@ -8,8 +8,10 @@ counted so tests can assert how many REST calls a send makes.
 """
 
 import re
+import threading
 from collections import namedtuple
 
+import requests
 import requests_mock
 from pytest_resilient_circuits import BasicResilientMock, resilient_endpoint
 
@@ -23,14 +25,23 @@ _Endpoint = namedtuple("Endpoint", "type uri")
 _BASIC_ENDPOINTS = dict(BasicResilientMock.registered_endpoints)
 
 
-def isolated_endpoints(cls):
-    """Class decorator: give a mock class only the endpoints it and its bases define."""
+def _own_endpoints(cls):
     endpoints = dict(_BASIC_ENDPOINTS)
     for klass in reversed(cls.__mro__):
         for value in vars(klass).values():
             if hasattr(value, "uri") and hasattr(value, "request_type"):
                 endpoints[_Endpoint(value.request_type, value.uri)] = value
-    cls.registered_endpoints = endpoints
+    return endpoints
+
+
+def isolated_endpoints(cls):
+    """Class decorator: give a mock class only the endpoints it and its bases define."""
+    cls.registered_endpoints = _own_endpoints(cls)
+    # the metaclass also added this class's endpoints to its base's dict: give the bases theirs back
+    for base in cls.__mro__[1:]:
+        if getattr(base, "_isolated_endpoints", False):
+            base.registered_endpoints = _own_endpoints(base)
+    cls._isolated_endpoints = True
     BasicResilientMock.registered_endpoints.clear()
     BasicResilientMock.registered_endpoints.update(_BASIC_ENDPOINTS)
     return cls
@@ -97,13 +108,15 @@ NOTES = [
     {"id": 13, "parent_id": None, "text": "Second note", "children": []},
 ]
 
+ATTACHMENT_CONTENT = {31: b"incident report\n", 32: b"task report\n", 33: b"%PDF-1.4 fake\n", 34: b"dot dot\n"}
 ATTACHMENTS = [
     {"type": "incident", "id": 31, "name": "report.txt", "content_type": "text/plain", "task_id": None},
     {"type": "task", "id": 32, "name": "report.txt", "content_type": "text/plain", "task_id": TASK_ID},
     {"type": "incident", "id": 33, "name": "Prüfbericht ä.pdf", "content_type": "application/pdf", "task_id": None},
     {"type": "incident", "id": 34, "name": "../x", "content_type": "text/plain", "task_id": None},
 ]
-ATTACHMENT_CONTENT = {31: b"incident report\n", 32: b"task report\n", 33: b"%PDF-1.4 fake\n", 34: b"dot dot\n"}
+for _attachment in ATTACHMENTS:            # SOAR's attachment list gives each file's size
+    _attachment["size"] = len(ATTACHMENT_CONTENT[_attachment["id"]])
 
 TABLE_ROWS = [
     {"id": 1, "cells": {"ioc": {"value": "evil.example"}, "seen": {"value": 1659708203441}, "score": {"value": 7}}},
@@ -165,3 +178,109 @@ class SoarMock(BasicResilientMock):
     def task_attachment(self, request):
         attachment_id = int(re.search(r"/attachments/([0-9]+)/contents", request.url).group(1))
         return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])
+
+
+# --- a SOAR that fails in the ways a real one can ------------------------------------------------------------
+MISSING_INCIDENT_ID = 404404          # GET answers 404
+BIG_INCIDENT_ID = 2400                # 12 attachments of 18 MiB each in its attachment list
+PARALLEL_INCIDENT_ID = 2401           # 6 small attachments; the first 4 downloads must overlap
+MIXED_INCIDENT_ID = 2402              # two small attachments, then one of 18 MiB, then a small one
+SLOW_INCIDENT_ID = 2403               # its attachment list does not come in time (the client's read times out)
+BIG_ATTACHMENT_SIZE = 18 * 1024 * 1024
+BROKEN_ATTACHMENT_ID = 35             # its download answers HTTP 500
+UNDERSIZED_ATTACHMENT_ID = 36         # the list says 10 bytes; the download sends 64 KiB
+BROKEN_JSON_TABLE = "broken_table"    # its rows are not JSON
+FAULT_ATTACHMENTS = ATTACHMENTS + [
+    {"type": "incident", "id": BROKEN_ATTACHMENT_ID, "name": "broken.bin", "content_type": "application/octet-stream",
+     "task_id": None, "size": 100},
+    {"type": "incident", "id": UNDERSIZED_ATTACHMENT_ID, "name": "undersized.bin",
+     "content_type": "application/octet-stream", "task_id": None, "size": 10},
+]
+UNDERSIZED_CONTENT = b"u" * 65536
+BIG_ATTACHMENTS = [{"type": "incident", "id": 500 + number, "name": "capture{0:02d}.pcap".format(number),
+                    "content_type": "application/octet-stream", "task_id": None, "size": BIG_ATTACHMENT_SIZE}
+                   for number in range(12)]
+MIXED_ATTACHMENTS = [dict(BIG_ATTACHMENTS[0], name="small1.txt", size=1000),
+                     dict(BIG_ATTACHMENTS[1], name="small2.txt", size=2000),
+                     dict(BIG_ATTACHMENTS[2], name="huge.pcap"),
+                     dict(BIG_ATTACHMENTS[3], name="small3.txt", size=10)]
+MIXED_CONTENT = {item["id"]: b"m" * item["size"] for item in MIXED_ATTACHMENTS if item["size"] < 10000}
+PARALLEL_ATTACHMENTS = [{"type": "incident", "id": 600 + number, "name": "part{0}.txt".format(number),
+                         "content_type": "text/plain", "task_id": None, "size": 6} for number in range(6)]
+
+
+def _incident_id_of(request):
+    return int(re.search(r"/incidents/([0-9]+)", request.url).group(1))
+
+
+def _attachment_id_of(request):
+    return int(re.search(r"/attachments/([0-9]+)/contents", request.url).group(1))
+
+
+@isolated_endpoints
+class FaultSoarMock(SoarMock):
+    """SoarMock with the faults above. ``downloads`` lists every attachment download; ``in_flight_peak`` is the
+    most downloads of PARALLEL_INCIDENT_ID running at one time."""
+
+    downloads = []
+    in_flight_peak = 0
+    _in_flight = 0
+    _lock = threading.Lock()
+    # the first 4 parallel downloads wait here for each other: done one after another, they break it
+    overlap = threading.Barrier(4, timeout=10)
+
+    @classmethod
+    def reset(cls):
+        cls.downloads, cls.in_flight_peak, cls._in_flight = [], 0, 0
+        cls.overlap = threading.Barrier(4, timeout=10)
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+(\?.*)*$")
+    def incident_get(self, request):
+        if _incident_id_of(request) == MISSING_INCIDENT_ID:
+            return self._json(request, {"success": False, "title": None, "message": "Not found"}, status=404)
+        return self._json(request, dict(self.incident, id=_incident_id_of(request)))
+
+    @resilient_endpoint("POST", r"/incidents/[0-9]+/attachments/query\?include_tasks=true")
+    def attachments(self, request):
+        if _incident_id_of(request) == SLOW_INCIDENT_ID:
+            raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+        listed = {BIG_INCIDENT_ID: BIG_ATTACHMENTS, PARALLEL_INCIDENT_ID: PARALLEL_ATTACHMENTS,
+                  MIXED_INCIDENT_ID: MIXED_ATTACHMENTS}.get(
+            _incident_id_of(request), FAULT_ATTACHMENTS)
+        return self._json(request, {"attachments": listed, "max_results_exceeded": False})
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+/attachments/[0-9]+/contents")
+    def incident_attachment(self, request):
+        attachment_id = _attachment_id_of(request)
+        FaultSoarMock.downloads.append(attachment_id)
+        if attachment_id == BROKEN_ATTACHMENT_ID:
+            return requests_mock.create_response(request, status_code=500, text="<html>Internal error</html>")
+        if attachment_id == UNDERSIZED_ATTACHMENT_ID:
+            return requests_mock.create_response(request, status_code=200, content=UNDERSIZED_CONTENT)
+        if 600 <= attachment_id < 606:
+            return self._parallel_download(request, attachment_id)
+        if attachment_id in MIXED_CONTENT:
+            return requests_mock.create_response(request, status_code=200, content=MIXED_CONTENT[attachment_id])
+        return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])
+
+    def _parallel_download(self, request, attachment_id):
+        cls = FaultSoarMock
+        with cls._lock:
+            cls._in_flight += 1
+            cls.in_flight_peak = max(cls.in_flight_peak, cls._in_flight)
+        try:
+            if attachment_id < 604:
+                cls.overlap.wait()
+            return requests_mock.create_response(request, status_code=200,
+                                                 content="part{0}".format(attachment_id - 600).encode() + b"\n")
+        finally:
+            with cls._lock:
+                cls._in_flight -= 1
+
+    @resilient_endpoint("GET", r"/types/broken_table\?handle_format=names$")
+    def types_broken_table(self, request):
+        return self._json(request, {"type_name": BROKEN_JSON_TABLE, "fields": TABLE_FIELDS})
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+/table_data/broken_table")
+    def broken_table_rows(self, request):
+        return requests_mock.create_response(request, status_code=200, text='{"rows": [{"cells": ')

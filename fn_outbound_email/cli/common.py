@@ -35,11 +35,13 @@ class TemplateVariablesRenderer:
         self._renderer = renderer
         self.warnings = []          # (template name, template_check.TemplateWarning) of every render, in order
 
-    def render(self, source, context, name="inline template"):
-        return self._keep_warnings(name, self._renderer.render(source, dict(self._variables, **context), name=name))
+    def render(self, source, context, name="inline template", limits=None):
+        return self._keep_warnings(name, self._renderer.render(source, dict(self._variables, **context), name=name,
+                                                               limits=limits))
 
-    def render_file(self, path, context):
-        return self._keep_warnings(path, self._renderer.render_file(path, dict(self._variables, **context)))
+    def render_file(self, path, context, limits=None):
+        return self._keep_warnings(path, self._renderer.render_file(path, dict(self._variables, **context),
+                                                                    limits=limits))
 
     def _keep_warnings(self, name, rendered):
         self.warnings.extend((name, warning) for warning in getattr(rendered, "warnings", ()))

@@ -8,7 +8,9 @@ a send raises a ``MailError`` whose text is the reason shown in SOAR.
 """
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
@@ -95,6 +97,50 @@ def _template_mail(inputs, sender, to, cc, bcc):
     mail.update(mail_from=str(sender), mail_to=AddressList(map(str, to)), mail_cc=AddressList(map(str, cc)),
                 mail_bcc=AddressList(map(str, bcc)))
     return mail
+
+
+def _declared_size(attachment):
+    """The attachment's size in bytes as SOAR's attachment list gives it, or None."""
+    try:
+        size = int(attachment.get("size"))
+    except (TypeError, ValueError):
+        return None
+    return size if size >= 0 else None
+
+
+def _encoded_size(size):
+    return -(-size * 4 // 3)
+
+
+class _AttachmentFetch:
+    """``fetch(incident_id, spec, cancelled)`` running on a thread of its own; ``cancel`` stops its downloads."""
+
+    def __init__(self, fetch, incident_id, spec):
+        self._cancelled = threading.Event()
+        runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attachments")
+        try:
+            self._future = runner.submit(fetch, incident_id, spec, self._cancelled)
+        finally:
+            runner.shutdown(wait=False)          # its thread ends with its one task
+
+    def result(self):
+        return self._future.result()
+
+    def cancel(self):
+        self._cancelled.set()
+
+
+class _NoAttachmentFetch:
+    @staticmethod
+    def result():
+        return [], [], []
+
+    @staticmethod
+    def cancel():
+        pass
+
+
+_NO_ATTACHMENTS = _NoAttachmentFetch()
 
 
 def build_transport(settings, requests_common=None):
@@ -186,8 +232,14 @@ class Mailer:
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 
         request = replace(request, mail_inputs=_template_mail(request.mail_inputs, sender, to, cc, bcc))
-        body, is_html = self._body(request, incident_id)
-        attachments, sent, missing = self._attachments(incident_id, request.attachments)
+        # the attachments are fetched while the body renders: both wait mostly on SOAR
+        fetching = self._start_attachments(incident_id, request.attachments)
+        try:
+            body, is_html = self._body(request, incident_id)
+        except BaseException:
+            fetching.cancel()
+            raise
+        attachments, sent, missing = fetching.result()
 
         content = compose.build_content(body, attachments, html=is_html)
         content, signed, encrypted = self._protect(content, recipient_certs)
@@ -230,16 +282,18 @@ class Mailer:
         """(body text, is_html): a template's kind decides HTML, a given body is examined (None)."""
         if request.inline_template:
             rendered = self._renderer.render(request.inline_template, self._context(request, incident_id),
-                                             name="mail_inline_template")
+                                             name="mail_inline_template", limits=self._settings.template_limits)
         elif request.template_label:
             path = self._settings.template_for_label(request.template_label)
             if not path:
                 known = ", ".join(sorted(self._settings.templates)) or "none"
                 raise TemplateError("Template label '{0}' is not defined in [fn_outbound_email:templates] of "
                                     "app.config (defined: {1})".format(request.template_label, known))
-            rendered = self._renderer.render_file(path, self._context(request, incident_id))
+            rendered = self._renderer.render_file(path, self._context(request, incident_id),
+                                                  limits=self._settings.template_limits)
         elif request.template_file:
-            rendered = self._renderer.render_file(request.template_file, self._context(request, incident_id))
+            rendered = self._renderer.render_file(request.template_file, self._context(request, incident_id),
+                                                  limits=self._settings.template_limits)
         else:
             if request.body in (None, ""):
                 raise NoBodyError(NO_BODY_REASON)
@@ -259,8 +313,18 @@ class Mailer:
             "template_helper": TemplateHelper(soar, self._settings.date_format),
         }
 
-    def _attachments(self, incident_id, spec):
-        """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal."""
+    def _start_attachments(self, incident_id, spec):
+        """The attachments' fetch, under way on a thread of its own (no thread when there are none)."""
+        if not spec or not str(spec).strip():
+            return _NO_ATTACHMENTS
+        return _AttachmentFetch(self._attachments, incident_id, spec)
+
+    def _attachments(self, incident_id, spec, cancelled=None):
+        """Attachments named in ``spec`` ('*' for all); names not found are reported, not fatal.
+
+        The attachment list is read once. Before anything is downloaded, the sizes it gives (base64-encoded,
+        4/3 of each) must fit in max_message_size; each download then stops at what is left of it.
+        """
         if not spec or not str(spec).strip():
             return [], [], []
         wanted = [name.strip() for name in str(spec).split(",") if name.strip()]
@@ -274,12 +338,30 @@ class Mailer:
                 chosen.extend(matches)
                 if not matches:
                     missing.append(name)
-        attachments = [compose.Attachment(name=item.get("name") or "attachment",
-                                          content=self._soar.get_attachment_content(incident_id, item))
-                       for item in chosen]
+        contents = self._soar.get_attachment_contents(incident_id, chosen, self._download_limits(chosen),
+                                                      cancelled=cancelled)
+        attachments = [compose.Attachment(name=item.get("name") or "attachment", content=content)
+                       for item, content in zip(chosen, contents)]
         if missing:
             LOG.warning("Attachments not found on incident %s: %s", incident_id, ", ".join(missing))
         return attachments, [item.name for item in attachments], missing
+
+    def _download_limits(self, chosen):
+        """The most bytes each chosen attachment may have; MailError naming them when their sizes cannot fit."""
+        limit = self._settings.max_message_size
+        sizes = [_declared_size(item) for item in chosen]
+        total, too_many = 0, []
+        for item, size in zip(chosen, sizes):
+            total += _encoded_size(size or 0)
+            if total > limit:
+                too_many.append("'{0}' ({1} bytes)".format(item.get("name"), size))
+        if too_many:
+            raise MailError("The attachments do not fit in max_message_size ({0} bytes): base64-encoded they need "
+                            "about {1} bytes, and {2} go past the limit. Nothing was downloaded or sent; send fewer "
+                            "or smaller attachments".format(limit, total, ", ".join(too_many)))
+        known = sum(size or 0 for size in sizes)
+        room = limit * 3 // 4                   # raw bytes that fit once base64-encoded
+        return [room - known + (size or 0) for size in sizes]
 
     def _recipient_certificates(self, pem_text):
         if not pem_text or not str(pem_text).strip():

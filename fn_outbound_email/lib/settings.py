@@ -15,6 +15,8 @@ from resilient_lib import str_to_bool, validate_fields
 
 from fn_outbound_email.lib.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError
+from fn_outbound_email.lib.template_limits import DEFAULT_MAX_OUTPUT, TemplateLimits
+from fn_outbound_email.lib.template_limits import DEFAULT_TIMEOUT as DEFAULT_TEMPLATE_TIMEOUT
 
 SECTION = "fn_outbound_email"
 TEMPLATES_SECTION = "fn_outbound_email:templates"
@@ -80,6 +82,13 @@ class MailerSettings:
     allow_plaintext_auth: bool = False
     connection_reuse: bool = True
     idle_seconds: float = DEFAULT_IDLE_TIMEOUT
+    template_timeout: float = DEFAULT_TEMPLATE_TIMEOUT
+    template_max_output: int = DEFAULT_MAX_OUTPUT
+
+    @property
+    def template_limits(self):
+        """What one template render may use (seconds, characters of output and of any one value)."""
+        return TemplateLimits(timeout=self.template_timeout, max_output=self.template_max_output)
 
     def template_for_label(self, label):
         """The template path for a label; app.config keys are lower-cased by its parser, so case is ignored."""
@@ -330,4 +339,6 @@ def load_settings(opts):
         allow_plaintext_auth=str_to_bool(_text(configs, "smtp_allow_plaintext_auth") or "false"),
         connection_reuse=str_to_bool(_text(configs, "smtp_connection_reuse") or "true"),
         idle_seconds=_number(configs, "smtp_idle_timeout", DEFAULT_IDLE_TIMEOUT, kind=float, minimum=1, maximum=290),
+        template_timeout=_number(configs, "template_timeout", DEFAULT_TEMPLATE_TIMEOUT, kind=float, minimum=0.01),
+        template_max_output=_number(configs, "template_max_output", DEFAULT_MAX_OUTPUT, minimum=1),
     )

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 
 from markupsafe import Markup, escape
 
+from fn_outbound_email.lib.soar import check_api_name
+
 LOG = logging.getLogger(__name__)
 
 _DATE_TYPES = ("datetimepicker", "datepicker")
@@ -83,6 +85,14 @@ class TemplateHelper:
     def __init__(self, soar, date_format=None):
         self._soar = soar
         self._date_format = date_format
+        self._table_rows = {}        # (incident id, table name) -> rows: one helper serves one render
+
+    def _datatable_rows(self, incident_id, name):
+        """A data table's rows, fetched from SOAR once per render however often the template asks."""
+        key = (str(incident_id), name)
+        if key not in self._table_rows:
+            self._table_rows[key] = self._soar.get_datatable_rows(incident_id, name)
+        return self._table_rows[key]
 
     # --- values -------------------------------------------------------------------------------------
     def get_incident_value(self, incident, field_name):
@@ -154,9 +164,10 @@ class TemplateHelper:
 
     def get_datatable(self, name, incident_id, html=True):
         """The incident's data table as an HTML table, or its rows as dicts with html=False."""
+        check_api_name(name, "Data table name")         # it becomes part of a REST path
         columns = sorted(self._soar.get_field_definitions(name).values(), key=lambda column: column.get("order", 0))
         rows = []
-        for row in self._soar.get_datatable_rows(incident_id, name):
+        for row in self._datatable_rows(incident_id, name):
             cells = row.get("cells") or {}
             rows.append({column["name"]: self.get_value_as_string(
                 column, (cells.get(column["name"]) or {}).get("value")) for column in columns})

@@ -70,6 +70,10 @@ template_file=data/templates/example_send_email.jinja
 # Keep an idle SMTP session for the next send with the same settings (true), and for how many seconds
 #smtp_connection_reuse=true
 #smtp_idle_timeout=30
+# A template render is stopped after this many seconds (default 10)
+#template_timeout=10
+# ... or when its output, or any one value it makes, passes this many characters (default 5 MiB)
+#template_max_output=5242880
 
 [fn_outbound_email:templates]
 # One template per line: label = path. The labels fill the mail_template_select
