@@ -118,7 +118,8 @@ class TestEveryHelperRendersTheOriginalsValue:
         ("field.custom_number", "42"),
         ("field.custom_notes", "line one line two"),          # striptags folds the lines
         ("field.custom_date", "2022-08-05T00:00:00"),
-        ("field.description", "Users got invoice mails from O'Brien & Co.alert(1)"),
+        # rich text as plain text in a text template (the original gave the raw HTML, script and all)
+        ("field.description", "Users got invoice mails from O'Brien & Co."),
         ("unknown_field", "None"),
         ("incident_url", "https://soar.example.invalid/#incidents/2314?orgId=201"),
         ("task_url", "https://soar.example.invalid/#incidents/2314?orgId=201&taskId=7001&tabName=details"),

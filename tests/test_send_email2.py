@@ -385,3 +385,26 @@ class TestSendEmail2:
         assert result["success"] is False
         assert "refused the connection" in result["reason"] and str(SMTP_PORT) in result["reason"]
         assert result["content"]["mail_body"] is None
+
+
+class TestRichTextFieldValues:
+    """get_incident_value gives SOAR rich text as plain text in a text template and as sanitized HTML in an HTML
+    one (not its raw markup: tags in a text mail, escaped tags in an HTML one)."""
+
+    def test_text_template_gets_plain_text(self, circuits_app, server):
+        result = send(circuits_app, mail_to="alice@example.com",
+                      mail_inline_template="Description: {{ template_helper.get_incident_value(incident, 'description') }}")
+        assert result["success"] is True, result["reason"]
+        text = only_message(server).message.get_content()
+        assert "Description: Users got invoice mails from O'Brien & Co." in text
+        for markup in ("<p>", "<b>", "&amp;", "&#39;", "alert(1)"):
+            assert markup not in text
+
+    def test_html_template_gets_sanitized_html(self, circuits_app, server):
+        result = send(circuits_app, mail_to="alice@example.com",
+                      mail_inline_template="<div>{{ template_helper.get_incident_value(incident, 'description') }}</div>")
+        assert result["success"] is True, result["reason"]
+        html = only_message(server).message.get_body(preferencelist=("html",)).get_content()
+        assert "<b>invoice</b>" in html and "<p>" in html
+        for bad in ("&lt;p&gt;", "&lt;b&gt;", "<script", "alert(1)"):
+            assert bad not in html

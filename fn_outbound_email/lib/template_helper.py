@@ -7,6 +7,7 @@ never lets a template reach; only the methods in ``TEMPLATE_METHODS`` are
 visible from a template.
 """
 
+import copy
 import logging
 import re
 import threading
@@ -86,6 +87,24 @@ class TemplateHelper:
         self._soar = soar
         self._date_format = date_format
         self._table_rows = {}        # (incident id, table name) -> rows: one helper serves one render
+        self._markup = None          # the template's kind, set by for_template: True HTML, False text
+
+    def for_template(self, is_html):
+        """This helper for one template (the renderer calls it; not a template method): SOAR rich text comes
+        as sanitized HTML in an HTML template and as plain text in a text one, instead of its raw markup
+        (which an HTML template would show escaped and a text mail would show as tags)."""
+        helper = copy.copy(self)     # the same SOAR client and per-render cache
+        helper._markup = bool(is_html)
+        return helper
+
+    def _rich_text(self, html):
+        if self._markup is None:
+            return html
+        if self._markup:
+            from fn_outbound_email.lib.sanitize import sanitize_html
+            return sanitize_html(html)
+        from fn_outbound_email.lib.compose import html_to_text
+        return html_to_text(html).strip()
 
     def _datatable_rows(self, incident_id, name):
         """A data table's rows, fetched from SOAR once per render however often the template asks."""
@@ -120,6 +139,8 @@ class TemplateHelper:
                 return str(labels[value])
         if isinstance(value, bool):
             return "Yes" if value else "No"
+        if isinstance(value, dict) and str(value.get("format", "")).lower() == "html" and value.get("content"):
+            return self._rich_text(str(value["content"]))
         value = _text_of(value)
         return None if value is None else str(value)
 

@@ -192,6 +192,9 @@ class TemplateRenderer:
         template reads incident data stays the MailError that names it.
         """
         template = self.compile(source, name)
+        helper = context.get("template_helper")
+        if isinstance(helper, TemplateHelper):
+            context = dict(context, template_helper=helper.for_template(template.is_html))
         try:
             with template_check.recording(context) as recorder, render_budget(limits) as budget:
                 # chunk by chunk, so the output cap and the deadline stop a render while it runs; as
