@@ -16,6 +16,7 @@ from fn_outbound_email.cli.offline_soar import OfflineSoarRest, load_incident_da
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.soar import SoarClient
+from tests import config_section
 from tests.smtp_server import free_port, serve_on_bound_socket
 
 SHIPPED_TEMPLATE = "data/templates/example_send_email.jinja"
@@ -126,10 +127,8 @@ class CountingSoarRest(OfflineSoarRest):
 
 
 def app_settings(port, **config):
-    section = {"smtp_server": "127.0.0.1", "smtp_port": str(port), "smtp_conn_timeout": "30", "smtp_retries": "0",
-               "from_email_address": SENDER, "template_file": SHIPPED_TEMPLATE}
-    section.update({key: str(value) for key, value in config.items()})
-    return load_settings({"fn_outbound_email": section})
+    return load_settings(config_section.section(port, **dict(
+        {"smtp_conn_timeout": 30, "from_email_address": SENDER, "template_file": SHIPPED_TEMPLATE}, **config)))
 
 
 def sample_mailer(settings, rest):

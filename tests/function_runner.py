@@ -5,6 +5,8 @@ import time
 
 from resilient_circuits import FunctionResult, SubmitTestFunction
 
+from tests.config_section import app_config  # noqa: F401  (modules import it from here too)
+
 POLL_SECONDS = 0.01
 
 
@@ -47,17 +49,3 @@ def call_function(circuits_app, function_name, inputs, timeout=30):
             raise FunctionRaised(exception_event.args[1])
         time.sleep(POLL_SECONDS)
     raise AssertionError("{0} produced neither a result nor an exception in {1} s".format(function_name, timeout))
-
-
-def app_config(port, templates=None, **settings):
-    """The app.config text a test module hands pytest-resilient-circuits (as its ``config_data``).
-
-    The app sends to 127.0.0.1:``port`` with a 5 s timeout and no retries unless ``settings`` say otherwise;
-    ``templates`` ({label: path}) fills [fn_outbound_email:templates].
-    """
-    section = {"smtp_server": "127.0.0.1", "smtp_port": port, "smtp_conn_timeout": 5, "smtp_retries": 0}
-    section.update(settings)
-    lines = ["[fn_outbound_email]"] + ["{0} = {1}".format(key, value) for key, value in section.items()]
-    if templates:
-        lines += ["", "[fn_outbound_email:templates]"] + ["{0} = {1}".format(*item) for item in templates.items()]
-    return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ from fn_outbound_email.lib import smtp_transport
 from fn_outbound_email.lib.errors import DeliveryError, MailError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
+from tests import config_section
 from tests.fault_smtp import Fault, FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.function_runner import app_config, call_function
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, free_port
@@ -67,11 +68,10 @@ def server(fault_server, backoff_sleeps):
 
 def make_mailer(server, retries=2, timeout=CLIENT_TIMEOUT, **config):
     # a session per send (what these tests count); pooled sessions are tested in tests/test_pipelining.py
-    section = {"smtp_server": "127.0.0.1", "smtp_port": str(server.port), "from_email_address": "soar@example.com",
-               "smtp_retries": str(retries), "smtp_connection_reuse": "false"}
-    section.update(config)
+    config = dict({"from_email_address": "soar@example.com", "smtp_retries": retries, "smtp_connection_reuse": False},
+                  **config)
     # smtp_conn_timeout has a floor of 1 s in app.config; the tests want shorter waits
-    settings = dataclasses.replace(load_settings({"fn_outbound_email": section}), timeout=timeout)
+    settings = dataclasses.replace(load_settings(config_section.section(server.port, **config)), timeout=timeout)
     return Mailer(settings, soar=None)
 
 

@@ -23,6 +23,7 @@ from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.smtp_pool import POOL
 from fn_outbound_email.lib.soar import SoarClient, clear_field_cache
 from fn_outbound_email.lib.templating import TemplateRenderer
+from tests import config_section
 from tests.esmtp_server import EsmtpTestServer
 
 SENDS = 200
@@ -70,10 +71,9 @@ def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(
     data = load_incident_data()
     # PIPELINING, CHUNKING and pooled sessions: the load goes through the fewest-round-trips path
     with EsmtpTestServer() as server:
-        settings = load_settings({"fn_outbound_email": {
-            "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "smtp_conn_timeout": "10",
-            "from_email_address": "SOAR <soar@example.com>", "client_secret": LOAD_SECRET,
-            "template_file": "data/templates/example_send_email.jinja"}})
+        settings = load_settings(config_section.section(
+            server.port, smtp_conn_timeout=10, smtp_retries=None, from_email_address="SOAR <soar@example.com>",
+            client_secret=LOAD_SECRET, template_file="data/templates/example_send_email.jinja"))
         mailer = Mailer(settings, offline_soar_client(data))
 
         def send(number):

@@ -13,9 +13,9 @@ import pytest
 
 from fn_outbound_email.lib import oauth2
 from fn_outbound_email.lib.errors import DeliveryError
-from fn_outbound_email.lib.mailer import Mailer, MailRequest
-from fn_outbound_email.lib.settings import load_settings
+from fn_outbound_email.lib.mailer import MailRequest
 from tests import pki
+from tests import config_section
 from tests.function_runner import app_config, call_function
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
@@ -80,24 +80,21 @@ class TestPasswordAndP12:
 
     def test_refused_login_logs_no_password(self, password_app, tls, app_log):
         wrong = "Wrong-Passw0rd-in-log?"
-        settings = load_settings({"fn_outbound_email": {
-            "smtp_server": "127.0.0.1", "smtp_port": str(SMTP_PORT), "smtp_ssl_mode": "starttls",
-            "smtp_ssl_cafile": tls["ca"], "smtp_user": SMTP_USER, "smtp_password": wrong, "smtp_retries": "0",
-            "from_email_address": "soar@example.com"}})
+        mailer = config_section.mailer(SMTP_PORT, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
+                                       smtp_user=SMTP_USER, smtp_password=wrong, from_email_address="soar@example.com")
         with pytest.raises(DeliveryError) as raised:
-            Mailer(settings, soar=None).send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
+            mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
         assert wrong not in str(raised.value)
         app_log.lines.append("(refused: {0})".format(raised.value))   # the reason counts as logged output
         assert_clean(app_log, [wrong, b64(wrong), b64("\0{0}\0{1}".format(SMTP_USER, wrong))])
 
     def test_wrong_p12_password_logs_no_password(self, password_app, tls, app_log):
         wrong = "Not-The-P12-Passw0rd"
-        settings = load_settings({"fn_outbound_email": {
-            "smtp_server": "127.0.0.1", "smtp_port": str(SMTP_PORT), "smtp_ssl_mode": "starttls",
-            "smtp_ssl_cafile": tls["ca"], "from_email_address": "soar@example.com",
-            "p12_signing_encrypting_cert": tls["p12"], "p12_signing_encrypting_cert_password": wrong}})
+        mailer = config_section.mailer(SMTP_PORT, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
+                                       from_email_address="soar@example.com", p12_signing_encrypting_cert=tls["p12"],
+                                       p12_signing_encrypting_cert_password=wrong)
         with pytest.raises(Exception) as raised:
-            Mailer(settings, soar=None).send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
+            mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
         assert wrong not in str(raised.value)
         app_log.lines.append("(refused: {0})".format(raised.value))   # the reason counts as logged output
         assert_clean(app_log, [wrong, P12_PASSWORD])
@@ -114,12 +111,11 @@ def oauth_servers(tls, monkeypatch):
 
 def test_oauth2_send_logs_no_secret_or_token(oauth_servers, tls, app_log):
     token_server, smtp = oauth_servers
-    settings = load_settings({"fn_outbound_email": {
-        "smtp_server": "127.0.0.1", "smtp_port": str(OAUTH_SMTP_PORT), "smtp_ssl_mode": "starttls",
-        "smtp_ssl_cafile": tls["ca"], "smtp_retries": "0", "smtp_user": SMTP_USER,
-        "from_email_address": "soar@example.com", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "token_url": token_server.token_url, "refresh_token": REFRESH_TOKEN, "scope": "mail"}})
-    outcome = Mailer(settings, soar=None).send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
+    mailer = config_section.mailer(OAUTH_SMTP_PORT, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
+                                   smtp_user=SMTP_USER, from_email_address="soar@example.com", client_id=CLIENT_ID,
+                                   client_secret=CLIENT_SECRET, token_url=token_server.token_url,
+                                   refresh_token=REFRESH_TOKEN, scope="mail")
+    outcome = mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
     assert outcome.accepted == ["alice@example.com"]
     tokens = sorted(token_server.valid_access_tokens)
     assert len(tokens) == 1 and smtp.handler.xoauth2_attempts[0][1] == tokens[0]

@@ -21,6 +21,7 @@ from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvide
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.smtp_transport import SmtpTransport
 from fn_outbound_email.util.selftest import selftest_function
+from tests import config_section
 from tests.function_runner import app_config, call_function
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
@@ -61,14 +62,13 @@ def smtp(oauth):
 
 
 def section(oauth, smtp_port, **values):
-    configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
-               "smtp_retries": "0", "smtp_user": SMTP_USER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+    configs = {"smtp_user": SMTP_USER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                "scope": SCOPE, "token_url": oauth.token_url, "refresh_token": REFRESH_TOKEN,
                # a new session per send, so each send authenticates: these tests are about the tokens
                "smtp_connection_reuse": "false",
                "smtp_allow_plaintext_auth": "true"}     # the XOAUTH2 test server has no TLS
     configs.update(values)
-    return {"fn_outbound_email": configs}
+    return config_section.section(smtp_port, **configs)
 
 
 class Clock:

@@ -31,7 +31,7 @@ from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvide
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.smtp_transport import SmtpTransport
 from fn_outbound_email.util.selftest import selftest_function
-from tests import pki
+from tests import config_section, pki
 from tests.function_runner import app_config, call_function
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, GMAIL_SCOPE, FakeOAuth2Server
 from tests.smtp_server import SMTP_USER, SmtpTestServer, free_port
@@ -135,14 +135,13 @@ def grant_settings(grant, keys, token_url):
 
 
 def section(grant, keys, oauth, smtp_port, **values):
-    configs = {"smtp_server": "127.0.0.1", "smtp_port": str(smtp_port), "smtp_conn_timeout": "5",
-               "smtp_retries": "0", "from_email_address": "SOAR Notifier <{0}>".format(SMTP_USER),
+    configs = {"from_email_address": "SOAR Notifier <{0}>".format(SMTP_USER),
                "smtp_allow_plaintext_auth": "true",     # the XOAUTH2 test server has no TLS
                # a new session per send, so each send authenticates: these tests are about the tokens
                "smtp_connection_reuse": "false"}
     configs.update(grant_settings(grant, keys, oauth.token_url))
     configs.update(values)
-    return {"fn_outbound_email": {key: value for key, value in configs.items() if value is not None}}
+    return config_section.section(smtp_port, **configs)
 
 
 def mailer(grant, keys, oauth, smtp, clock=None, **values):

@@ -11,9 +11,9 @@ import pytest
 from benchmarks.wan_proxy import DelayProxy
 from fn_outbound_email.lib import smtp_transport
 from fn_outbound_email.lib.errors import DeliveryError
-from fn_outbound_email.lib.mailer import Mailer, MailRequest
-from fn_outbound_email.lib.settings import load_settings
+from fn_outbound_email.lib.mailer import MailRequest
 from fn_outbound_email.lib.smtp_pool import POOL
+from tests import config_section
 from tests.esmtp_server import EsmtpTestServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, RecordingHandler, SmtpTestServer
 
@@ -22,10 +22,8 @@ DELAY = 0.02       # one way; long enough that a reply and the client's answer t
 
 
 def make_mailer(port, **config):
-    section = {"smtp_server": "127.0.0.1", "smtp_port": str(port), "from_email_address": "soar@example.com",
-               "smtp_conn_timeout": "5", "smtp_retries": "0", "smtp_connection_reuse": "false"}
-    section.update({key: str(value) for key, value in config.items()})
-    return Mailer(load_settings({"fn_outbound_email": section}), soar=None)
+    return config_section.mailer(port, **dict({"from_email_address": "soar@example.com",
+                                               "smtp_connection_reuse": False}, **config))
 
 
 def request(to=", ".join(RECIPIENTS), body="Hello over a pipelined session\n.a line with a leading dot\n"):

@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from tests.app_package import ROOT, build_app_zip, copy_source_tree, run_validate, sdk_executable
+from tests.app_package import ROOT, copy_source_tree, run_validate, sdk_executable
 
 SETUP_ATTRIBUTES = ["name", "url", "long_description", "install_requires"]
 

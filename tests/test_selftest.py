@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from fn_outbound_email.util.selftest import selftest_function
-from tests import pki
+from tests import config_section, pki
 from tests.pki import TlsPki
 from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
@@ -24,10 +24,8 @@ def tls(tmp_path_factory):
     return {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem), "context": context}
 
 
-def opts(port, **section):
-    values = {"smtp_server": "127.0.0.1", "smtp_port": str(port), "smtp_conn_timeout": "3", "smtp_retries": "0"}
-    values.update(section)
-    return {"fn_outbound_email": values}
+def opts(port, **settings):
+    return config_section.section(port, **dict({"smtp_conn_timeout": 3}, **settings))
 
 
 def test_success_with_starttls_and_auth_sends_nothing(tls):

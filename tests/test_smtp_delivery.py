@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import os
 import socket
-import ssl
 import threading
 
 import pytest
@@ -16,7 +15,7 @@ from fn_outbound_email.lib.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests import pki
+from tests import config_section
 from tests.pki import TlsPki
 from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
@@ -35,10 +34,9 @@ def server_context(tls_files):
 
 def mailer(port, **config):
     # a session per send, as these tests count them; pooled sessions are tested in tests/test_pipelining.py
-    section = {"smtp_server": "127.0.0.1", "smtp_port": str(port), "from_email_address": "soar@example.com",
-               "smtp_conn_timeout": "3", "smtp_retries": "0", "smtp_connection_reuse": "false"}
-    section.update({key: str(value) for key, value in config.items()})
-    return Mailer(load_settings({"fn_outbound_email": section}), soar=None)
+    config = dict({"from_email_address": "soar@example.com", "smtp_conn_timeout": 3, "smtp_connection_reuse": False},
+                  **config)
+    return config_section.mailer(port, **config)
 
 
 def send(mailer_instance, to="alice@example.com"):
