@@ -49,9 +49,9 @@ def server(smtp_server):
 
 
 @pytest.fixture(scope="module")
-def pki_files(tmp_path_factory):
+def pki_files(tmp_path_factory, tls_pki):
     folder = tmp_path_factory.mktemp("bad-inputs")
-    ca = pki.make_ca()
+    ca = tls_pki.ca                      # the session's test CA issues the S/MIME certificates too
     sender = pki.issue_cert(ca, "sender", email="soar@example.com")
     p12 = folder / "sender.p12"
     p12.write_bytes(pki.p12_bytes(sender, ca, password=P12_PASSWORD.encode()))

@@ -10,7 +10,6 @@ port follow smtp_ssl_mode.
 import configparser
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 
@@ -20,7 +19,6 @@ from fn_outbound_email.lib.errors import DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import PACKAGE_DIR, load_settings, resolve_template_path
 from fn_outbound_email.util.config import config_section_data
-from tests import pki
 from tests.function_runner import FunctionRaised, call_function
 from tests.smtp_server import SmtpTestServer, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
@@ -123,20 +121,14 @@ class TestSendingWithTheOriginalSection:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    ca = pki.make_ca()
-    server = pki.tls_server_identity(ca)
-    return {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem),
-            "cert": pki.write_pem(folder / "server.pem", server.cert_pem),
-            "key": pki.write_pem(folder / "server.key", server.key_pem)}
+def tls_files(tls_pki):
+    """The session's test PKI (conftest tls_pki): its CA file and the server context for localhost."""
+    return {"ca": tls_pki.ca_file, "context": tls_pki.context}
 
 
 def starttls_send(tls_files, **overrides):
     """A send with the original's section switched to STARTTLS (smtp_ssl_cafile= still blank unless overridden)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls_files["cert"], tls_files["key"])
-    with SmtpTestServer(tls_context=context, require_starttls=True) as server:
+    with SmtpTestServer(tls_context=tls_files["context"], require_starttls=True) as server:
         overrides = dict({"smtp_ssl_mode": "starttls", "from_email_address": "soar@example.com",
                           "smtp_conn_timeout": "5"}, **overrides)
         settings = load_settings(as_opts(original_section("127.0.0.1", server.port), **overrides))

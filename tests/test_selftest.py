@@ -2,26 +2,20 @@
 """Selftest connects as sending does, sends nothing, and explains every failure without raising."""
 
 import socket
-import ssl
 
 import pytest
 
 from fn_outbound_email.util.selftest import selftest_function
-from tests import config_section, pki
+from tests import config_section
 from tests.pki import TlsPki
 from tests.fault_smtp import FaultSmtpServer, ScriptedSocketServer
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("selftest-tls")
-    ca = pki.make_ca()
-    server = pki.tls_server_identity(ca)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.write_pem(folder / "s.pem", server.cert_pem),
-                            pki.write_pem(folder / "s.key", server.key_pem))
-    return {"ca": pki.write_pem(folder / "ca.pem", ca.cert_pem), "context": context}
+def tls(tls_pki):
+    """The session's test PKI (conftest tls_pki): its CA file and the server context for localhost."""
+    return {"ca": tls_pki.ca_file, "context": tls_pki.context}
 
 
 def opts(port, **settings):
