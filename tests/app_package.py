@@ -94,3 +94,14 @@ def build_app_zip(package_dir):
     if len(zips) != 1:
         raise SdkCommandError("expected one app-*.zip in dist/, found {0}:\n{1}".format(zips, output))
     return zips[0]
+
+
+def package_copy(tmp_path_factory, name):
+    """A copy of the source tree for resilient-sdk to work on (validate and package write into it); the calling
+    test is skipped when resilient-sdk is not installed."""
+    import pytest
+    if not sdk_executable():
+        pytest.skip("resilient-sdk is not installed (pip install '.[test]' brings it, Python >= 3.11)")
+    folder = str(tmp_path_factory.mktemp(name))
+    copy_source_tree(folder)
+    return folder

@@ -49,3 +49,11 @@ def call_function(circuits_app, function_name, inputs, timeout=30):
             raise FunctionRaised(exception_event.args[1])
         time.sleep(POLL_SECONDS)
     raise AssertionError("{0} produced neither a result nor an exception in {1} s".format(function_name, timeout))
+
+
+def send_function(circuits_app, function_name, defaults=None, **inputs):
+    """Run ``function_name`` about the SOAR mock's incident with ``inputs`` over ``defaults``."""
+    from tests.soar_mock import INCIDENT_ID
+    values = dict({"mail_incident_id": INCIDENT_ID}, **(defaults or {}))
+    values.update(inputs)
+    return call_function(circuits_app, function_name, values)

@@ -11,7 +11,7 @@ import pytest
 from fn_outbound_email.lib.errors import TemplateError
 from fn_outbound_email.lib.template_limits import TemplateLimits
 from fn_outbound_email.lib.templating import TemplateRenderer
-from tests.function_runner import app_config, call_function
+from tests.function_runner import app_config, send_function
 from tests.smtp_server import free_port
 from tests.soar_mock import BIG_ATTACHMENT_SIZE, BIG_INCIDENT_ID, INCIDENT_ID, MIXED_INCIDENT_ID, FaultSoarMock
 
@@ -31,9 +31,7 @@ def soar(server):
 
 
 def send(circuits_app, **inputs):
-    inputs.setdefault("mail_incident_id", INCIDENT_ID)
-    inputs.setdefault("mail_to", "alice@example.com")
-    return call_function(circuits_app, "send_email2", inputs)
+    return send_function(circuits_app, "send_email2", {"mail_to": "alice@example.com"}, **inputs)
 
 
 # --- templates ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ apikey_permissions.txt, the templates, export.res and the customization scripts.
 import base64
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import tarfile
@@ -16,7 +17,7 @@ import zipfile
 
 import pytest
 
-from tests.app_package import ROOT, build_app_zip, copy_source_tree, run_validate, sdk_executable, source_files
+from tests.app_package import ROOT, build_app_zip, package_copy, run_validate, sdk_executable, source_files
 
 VERSION = "3.0.0"
 EXPORT_RES = "fn_outbound_email/util/data/export.res"
@@ -32,11 +33,7 @@ def read_lines(name):
 
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory):
-    if not sdk_executable():
-        pytest.skip("resilient-sdk is not installed (pip install '.[test]' brings it, Python >= 3.11)")
-    folder = str(tmp_path_factory.mktemp("package"))
-    copy_source_tree(folder)
-    return folder
+    return package_copy(tmp_path_factory, "package")
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +111,8 @@ class TestSdist:
 @pytest.fixture(scope="module")
 def reloaded(tmp_path_factory):
     """A copy of the tree after `resilient-sdk codegen --reload -e <copy of export.res>`, and its environment."""
-    if not sdk_executable():
-        pytest.skip("resilient-sdk is not installed (pip install '.[test]' brings it, Python >= 3.11)")
-    base = tmp_path_factory.mktemp("codegen")
-    tree = base / "tree"
-    copy_source_tree(str(tree))
+    tree = pathlib.Path(package_copy(tmp_path_factory, "codegen"))
+    base = tree.parent
     export = base / "export.res"
     export.write_bytes((tree / EXPORT_RES).read_bytes())
     environment = dict(os.environ, HOME=str(base))      # codegen may write its log under ~/.resilient

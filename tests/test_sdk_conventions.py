@@ -16,18 +16,14 @@ import zipfile
 
 import pytest
 
-from tests.app_package import ROOT, copy_source_tree, run_validate, sdk_executable
+from tests.app_package import ROOT, package_copy, run_validate, sdk_executable
 
 SETUP_ATTRIBUTES = ["name", "url", "long_description", "install_requires"]
 
 
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory):
-    if not sdk_executable():
-        pytest.skip("resilient-sdk is not installed (pip install '.[test]' brings it, Python >= 3.11)")
-    folder = str(tmp_path_factory.mktemp("sdk_package"))
-    copy_source_tree(folder)
-    return folder
+    return package_copy(tmp_path_factory, "sdk_package")
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from tests.function_runner import FunctionRaised, app_config, call_function
+from tests.function_runner import FunctionRaised, app_config, send_function
 from tests.smtp_server import SmtpTestServer, free_port
-from tests.soar_mock import INCIDENT_ID, SoarMock
+from tests.soar_mock import SoarMock
 
 SMTP_PORT = free_port()
 TEMPLATES = os.path.join(os.path.dirname(__file__), "data", "templates")
@@ -21,9 +21,7 @@ resilient_mock = SoarMock
 
 
 def send(circuits_app, **inputs):
-    inputs.setdefault("mail_incident_id", INCIDENT_ID)
-    inputs.setdefault("mail_subject", "[2314] Legacy")
-    return call_function(circuits_app, "send_email", inputs)
+    return send_function(circuits_app, "send_email", {"mail_subject": "[2314] Legacy"}, **inputs)
 
 
 class TestSendEmail:

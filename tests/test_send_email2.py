@@ -7,9 +7,9 @@ import tempfile
 import pytest
 from resilient_circuits.util import get_config_data
 
-from tests.function_runner import FunctionRaised, app_config, call_function
+from tests.function_runner import FunctionRaised, app_config, send_function
 from tests.smtp_server import free_port
-from tests.soar_mock import INCIDENT_ID, SoarMock
+from tests.soar_mock import SoarMock
 
 SMTP_PORT = free_port()
 TEMPLATES = os.path.join(os.path.dirname(__file__), "data", "templates")
@@ -30,8 +30,7 @@ SMTP_SERVER_OPTIONS = {"refuse": ["nobody@example.org"]}
 
 
 def send(circuits_app, **inputs):
-    inputs.setdefault("mail_incident_id", INCIDENT_ID)
-    return call_function(circuits_app, "send_email2", inputs)
+    return send_function(circuits_app, "send_email2", **inputs)
 
 
 def only_message(server):

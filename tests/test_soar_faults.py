@@ -10,7 +10,7 @@ template reading one data table twice fetches it once.
 
 import pytest
 
-from tests.function_runner import app_config, call_function
+from tests.function_runner import app_config, send_function
 from tests.smtp_server import free_port
 from tests.soar_mock import (BROKEN_ATTACHMENT_ID, INCIDENT_ID, MISSING_INCIDENT_ID, PARALLEL_INCIDENT_ID,
                              SLOW_INCIDENT_ID, FaultSoarMock)
@@ -27,9 +27,7 @@ def soar(server):
 
 
 def send(circuits_app, **inputs):
-    inputs.setdefault("mail_incident_id", INCIDENT_ID)
-    inputs.setdefault("mail_to", "alice@example.com")
-    return call_function(circuits_app, "send_email2", inputs)
+    return send_function(circuits_app, "send_email2", {"mail_to": "alice@example.com"}, **inputs)
 
 
 def rest_calls(path_part):
