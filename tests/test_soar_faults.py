@@ -110,3 +110,21 @@ def test_a_template_error_wins_over_an_attachment_fault_fetched_meanwhile(circui
     assert result["success"] is False
     assert "mail_inline_template" in result["reason"] and "nosuchfilter" in result["reason"]
     assert server.messages == []
+
+
+@pytest.mark.parametrize("answer", [
+    [{"id": 1, "text": "a"}],
+    {"data": [{"id": 1, "text": "a"}]},
+    {"root_comments": [{"id": 1, "text": "a"}]},
+], ids=["list", "paged", "root_comments"])
+def test_notes_are_read_from_each_answer_shape_soar_gives(answer):
+    from fn_outbound_email.lib.soar import SoarClient
+
+    class NotesOnlySoar:                    # SOAR's REST API itself cannot run here: only its answer is given
+        base_url = "https://soar.example.invalid"
+
+        def post(self, uri, payload, **kwargs):
+            assert "/comments/query" in uri
+            return answer
+
+    assert SoarClient(NotesOnlySoar()).get_notes(2314) == [{"id": 1, "text": "a"}]

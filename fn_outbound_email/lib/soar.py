@@ -128,8 +128,8 @@ class SoarClient:
         notes = self._post("The notes of incident {0}".format(incident_id),
                            "/incidents/{0}/comments/query?include_tasks=false&handle_format=names".format(incident_id),
                            {})
-        if isinstance(notes, dict):  # some versions page the result
-            notes = notes.get("data", [])
+        if isinstance(notes, dict):  # some versions page the result; IBM's app read "root_comments"
+            notes = notes.get("data") or notes.get("root_comments") or []
         return notes or []
 
     def list_attachments(self, incident_id):
