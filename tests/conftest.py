@@ -39,6 +39,15 @@ def smtp_server(request):
 
 
 @pytest.fixture
+def fault_soar(server):
+    """The SOAR mock with scripted faults (tests/soar_mock.py FaultSoarMock), reset, for a module whose
+    ``resilient_mock`` it is; the SMTP server is reset too."""
+    from tests.soar_mock import FaultSoarMock
+    FaultSoarMock.reset()
+    return FaultSoarMock
+
+
+@pytest.fixture
 def server(smtp_server):
     """The module's SMTP server with nothing received yet, and the SOAR call log empty."""
     smtp_server.messages.clear()

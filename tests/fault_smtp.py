@@ -208,7 +208,30 @@ class FaultSmtpServer(SmtpTestServer):
 
 # --- below SMTP --------------------------------------------------------------------------------------------------
 
-class ScriptedSocketServer:
+
+class _LoopbackListener:
+    """A listening socket on a free 127.0.0.1 port, accepted in a daemon thread (``_accept``, a subclass's), and
+    closed with every connection it accepted (``_sockets``) on leaving the ``with`` block."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._sockets = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(5)
+        self.port = self._listener.getsockname()[1]
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+class ScriptedSocketServer(_LoopbackListener):
     """A TCP server on 127.0.0.1 that writes what the test scripts, for faults aiosmtpd cannot make.
 
     ``greeting`` is written first, one byte every ``drip`` seconds when drip is set; then every line the client
@@ -224,22 +247,7 @@ class ScriptedSocketServer:
         self.bytes_sent = 0
         self.lines = []
         self.client_went_away = threading.Event()
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(5)
-        self.port = self._listener.getsockname()[1]
-        self._connections = []
-
-    def __enter__(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stop.set()
-        self._listener.close()
-        for connection in self._connections:
-            connection.close()
+        super().__init__()
 
     def _accept(self):
         while not self._stop.is_set():
@@ -247,7 +255,7 @@ class ScriptedSocketServer:
                 connection, _ = self._listener.accept()
             except OSError:
                 return
-            self._connections.append(connection)
+            self._sockets.append(connection)
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _write(self, connection, data):
@@ -277,7 +285,7 @@ class ScriptedSocketServer:
             pass
 
 
-class WireTap:
+class WireTap(_LoopbackListener):
     """Relays 127.0.0.1:``port`` to the server at ``target_port`` and keeps what the client sent (``from_client``),
     as it crossed the network: encrypted after STARTTLS, in clear otherwise. ``client_reads`` lists the pieces
     as they were read: bytes the client sent before waiting for a reply arrive together."""
@@ -286,20 +294,7 @@ class WireTap:
         self.target_port = target_port
         self.from_client = bytearray()
         self.client_reads = []
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(5)
-        self.port = self._listener.getsockname()[1]
-        self._sockets = []
-
-    def __enter__(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._listener.close()
-        for sock in self._sockets:
-            sock.close()
+        super().__init__()
 
     def _accept(self):
         while True:

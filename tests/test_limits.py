@@ -24,12 +24,6 @@ config_data = app_config(SMTP_PORT, from_email_address="soar@example.com", templ
 resilient_mock = FaultSoarMock
 
 
-@pytest.fixture
-def soar(server):
-    FaultSoarMock.reset()
-    return FaultSoarMock
-
-
 def send(circuits_app, **inputs):
     return send_function(circuits_app, "send_email2", {"mail_to": "alice@example.com"}, **inputs)
 
@@ -41,7 +35,7 @@ def send(circuits_app, **inputs):
     # a loop over a list makes no call at all: the compiled loop body checks the deadline itself
     "{% set l = range(100000) | list %}{% for i in l %}{% for j in l %}{% endfor %}{% endfor %}",
 ])
-def test_a_template_running_past_its_deadline_is_stopped(circuits_app, server, soar, template):
+def test_a_template_running_past_its_deadline_is_stopped(circuits_app, server, fault_soar, template):
     result = send(circuits_app, mail_inline_template=template)
     assert result["success"] is False
     assert result["reason"] == ("Template 'mail_inline_template' on line 1 was stopped: it ran longer than "
@@ -67,7 +61,7 @@ def test_a_template_running_past_its_deadline_is_stopped(circuits_app, server, s
     ("{% set l = [1] %}{% for i in range(30) %}{% do l.extend(l) %}{% endfor %}",
      "a list, dict or set would be 32768 characters"),
 ])
-def test_one_expression_cannot_make_a_huge_value(circuits_app, server, soar, template, what):
+def test_one_expression_cannot_make_a_huge_value(circuits_app, server, fault_soar, template, what):
     result = send(circuits_app, mail_inline_template=template)
     assert result["success"] is False
     assert result["reason"].startswith("Template 'mail_inline_template' on line 1 was stopped: " + what), \
@@ -75,7 +69,7 @@ def test_one_expression_cannot_make_a_huge_value(circuits_app, server, soar, tem
     assert server.messages == []
 
 
-def test_output_past_the_cap_is_stopped_while_rendering(circuits_app, server, soar):
+def test_output_past_the_cap_is_stopped_while_rendering(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_inline_template="{% for i in range(100000) %}0123456789{% endfor %}")
     assert result["success"] is False
     assert result["reason"] == ("Template 'mail_inline_template' was stopped: its output grew past "
@@ -83,7 +77,7 @@ def test_output_past_the_cap_is_stopped_while_rendering(circuits_app, server, so
     assert server.messages == []
 
 
-def test_ordinary_templates_are_not_limited(circuits_app, server, soar):
+def test_ordinary_templates_are_not_limited(circuits_app, server, fault_soar):
     template = ("{{ 'ok {0:>5}|{1:.2f}'.format(1, 2.5) }}|{{ '%-4s|%03d' % ('a', 7) }}|{{ 'ab' * 3 }}|{{ 2 ** 10 }}|"
                 "{{ [1, 2] + [3] }}|{{ 'x' | center(5) }}|{{ ['a', 'b'] | join(',') }}|{{ 'abc' | replace('b', '-') }}|"
                 "{{ '%s!' | format('hi') }}|{% for i in range(3) %}{{ i }}{% endfor %}")
@@ -110,7 +104,7 @@ def test_limits_are_per_render_and_per_call():
 
 # --- attachments -------------------------------------------------------------------------------------------
 
-def test_attachments_that_cannot_fit_are_refused_before_any_download(circuits_app, server, soar):
+def test_attachments_that_cannot_fit_are_refused_before_any_download(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_incident_id=BIG_INCIDENT_ID, mail_body="captures", mail_attachments="*")
     assert result["success"] is False
     reason = result["reason"]
@@ -122,7 +116,7 @@ def test_attachments_that_cannot_fit_are_refused_before_any_download(circuits_ap
     assert server.messages == []
 
 
-def test_the_running_total_names_the_attachments_from_where_it_passes_the_limit(circuits_app, server, soar):
+def test_the_running_total_names_the_attachments_from_where_it_passes_the_limit(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_incident_id=MIXED_INCIDENT_ID, mail_body="files", mail_attachments="*")
     assert result["success"] is False
     reason = result["reason"]
@@ -136,7 +130,7 @@ def test_the_running_total_names_the_attachments_from_where_it_passes_the_limit(
     assert result["success"] is True, result["reason"]
 
 
-def test_a_download_larger_than_its_listed_size_stops_at_the_budget(circuits_app, server, soar):
+def test_a_download_larger_than_its_listed_size_stops_at_the_budget(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_body="files", mail_attachments="undersized.bin")
     assert result["success"] is False
     assert result["reason"].startswith("Attachment 'undersized.bin' (id 36) of incident {0} is larger than the "

@@ -20,12 +20,6 @@ config_data = app_config(SMTP_PORT, from_email_address="soar@example.com")
 resilient_mock = FaultSoarMock
 
 
-@pytest.fixture
-def soar(server):
-    FaultSoarMock.reset()
-    return FaultSoarMock
-
-
 def send(circuits_app, **inputs):
     return send_function(circuits_app, "send_email2", {"mail_to": "alice@example.com"}, **inputs)
 
@@ -34,7 +28,7 @@ def rest_calls(path_part):
     return [path for _, path in FaultSoarMock.calls if path_part in path]
 
 
-def test_an_attachment_download_answering_500_is_a_result_naming_the_attachment(circuits_app, server, soar):
+def test_an_attachment_download_answering_500_is_a_result_naming_the_attachment(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_body="files", mail_attachments="report.txt, broken.bin")
     assert result["success"] is False
     assert "Attachment 'broken.bin' (id {0}) of incident {1}".format(BROKEN_ATTACHMENT_ID, INCIDENT_ID) in \
@@ -43,7 +37,7 @@ def test_an_attachment_download_answering_500_is_a_result_naming_the_attachment(
     assert server.messages == []
 
 
-def test_a_missing_incident_is_a_result_without_retries(circuits_app, server, soar):
+def test_a_missing_incident_is_a_result_without_retries(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_incident_id=MISSING_INCIDENT_ID, mail_inline_template="{{ incident.name }}")
     assert result["success"] is False
     assert result["reason"] == "Incident {0} could not be read from SOAR: HTTP 404 Not Found".format(
@@ -53,7 +47,7 @@ def test_a_missing_incident_is_a_result_without_retries(circuits_app, server, so
     assert server.messages == []
 
 
-def test_a_soar_call_timing_out_is_a_result_naming_what_was_read(circuits_app, server, soar):
+def test_a_soar_call_timing_out_is_a_result_naming_what_was_read(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_incident_id=SLOW_INCIDENT_ID, mail_body="files", mail_attachments="*")
     assert result["success"] is False
     assert result["reason"] == ("The attachment list of incident {0} could not be read from SOAR: ReadTimeout: "
@@ -61,7 +55,7 @@ def test_a_soar_call_timing_out_is_a_result_naming_what_was_read(circuits_app, s
     assert server.messages == []
 
 
-def test_a_data_table_answer_that_is_not_json_is_a_result_naming_the_table(circuits_app, server, soar):
+def test_a_data_table_answer_that_is_not_json_is_a_result_naming_the_table(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_inline_template="{{ template_helper.get_datatable('broken_table', incident.id) }}")
     assert result["success"] is False
     assert result["reason"].startswith(
@@ -71,7 +65,7 @@ def test_a_data_table_answer_that_is_not_json_is_a_result_naming_the_table(circu
 
 
 @pytest.mark.parametrize("table", ["../users", "ioc_table/../../users", "IOC", "1table", "ioc table"])
-def test_a_data_table_name_must_be_an_api_name(circuits_app, server, soar, table):
+def test_a_data_table_name_must_be_an_api_name(circuits_app, server, fault_soar, table):
     result = send(circuits_app, mail_inline_template="{{{{ template_helper.get_datatable({0!r}, incident.id) }}}}"
                   .format(table))
     assert result["success"] is False
@@ -81,7 +75,7 @@ def test_a_data_table_name_must_be_an_api_name(circuits_app, server, soar, table
     assert server.messages == []
 
 
-def test_a_template_reading_a_table_twice_fetches_it_once(circuits_app, server, soar):
+def test_a_template_reading_a_table_twice_fetches_it_once(circuits_app, server, fault_soar):
     template = ("{{ template_helper.get_datatable_value_array(incident.id, 'ioc_table', 'ioc') }}|"
                 "{{ template_helper.get_datatable('ioc_table', incident.id, html=False) | length }}|"
                 "{{ template_helper.get_datatable('ioc_table', incident.id) | length > 0 }}")
@@ -91,7 +85,7 @@ def test_a_template_reading_a_table_twice_fetches_it_once(circuits_app, server, 
     assert len(rest_calls("/table_data/ioc_table")) == 1
 
 
-def test_attachments_are_listed_once_and_downloaded_four_at_a_time_in_order(circuits_app, server, soar):
+def test_attachments_are_listed_once_and_downloaded_four_at_a_time_in_order(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_incident_id=PARALLEL_INCIDENT_ID, mail_body="parts", mail_attachments="*")
     assert result["success"] is True, result["reason"]
     assert len(rest_calls("/attachments/query")) == 1
@@ -104,7 +98,7 @@ def test_attachments_are_listed_once_and_downloaded_four_at_a_time_in_order(circ
     assert result["content"]["attachments"]["sent"] == ["part{0}.txt".format(n) for n in range(6)]
 
 
-def test_a_template_error_wins_over_an_attachment_fault_fetched_meanwhile(circuits_app, server, soar):
+def test_a_template_error_wins_over_an_attachment_fault_fetched_meanwhile(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_inline_template="{{ incident.name | nosuchfilter }}",
                   mail_attachments="broken.bin")
     assert result["success"] is False
