@@ -20,7 +20,7 @@ from fn_outbound_email.lib.addresses import (check_header_text, needs_smtputf8, 
 from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.smtp_transport import PasswordAuthenticator, SmtpTransport
 from fn_outbound_email.lib.template_helper import LazyList, TemplateHelper
-from fn_outbound_email.lib.templating import renderer as default_renderer
+from fn_outbound_email.lib.render_worker import renderer as default_renderer
 
 LOG = logging.getLogger(__name__)
 

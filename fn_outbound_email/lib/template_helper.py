@@ -89,6 +89,16 @@ class TemplateHelper:
         self._table_rows = {}        # (incident id, table name) -> rows: one helper serves one render
         self._markup = None          # the template's kind, set by for_template: True HTML, False text
 
+    # the render worker's parts (lib/render_worker.py): the app answers the worker's SOAR reads with ``soar``,
+    # the worker's own helper formats dates with ``date_format``; neither is a template method (TEMPLATE_METHODS)
+    @property
+    def soar(self):
+        return self._soar
+
+    @property
+    def date_format(self):
+        return self._date_format
+
     def for_template(self, is_html):
         """This helper for one template (the renderer calls it; not a template method): SOAR rich text comes
         as sanitized HTML in an HTML template and as plain text in a text one, instead of its raw markup

@@ -143,7 +143,7 @@ def _check_join(eval_context, value, separator="", *args, **kwargs):
         checks.check_joined(str(separator), value)
 
 
-def _check_slice(value, slices, *args, **kwargs):
+def _check_slice(eval_context, value, slices, *args, **kwargs):     # slice has an async variant: the context first
     # each slice is one list, even an empty one: slice(30000000) makes 30 million
     if isinstance(slices, int):
         checks.check_size(slices, "a sliced list")
