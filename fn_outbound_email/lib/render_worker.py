@@ -239,6 +239,11 @@ class WorkerPool:
             with self._lock:
                 self._filling = False
 
+    def pids(self):
+        """The process ids of the idle workers (for a look at them from outside)."""
+        with self._lock:
+            return [worker.process.pid for worker in self._idle]
+
     def close_all(self):
         with self._lock:
             idle, self._idle = self._idle, []
