@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from benchmarks import memory_ratio, rest_calls, rest_time, send_ratio, smime_ratio, wan
+from benchmarks import memory_ratio, render_worker_latency, rest_calls, rest_time, send_ratio, smime_ratio, wan
 from benchmarks.common import Figure, machine
 
 # name -> an object with measure() and TARGET (a module, or one of benchmarks/wan.py's figures)
@@ -20,6 +20,7 @@ FIGURES = {
     "wan_fresh_ratio": wan.wan_fresh_ratio,
     "wan_burst_ratio": wan.wan_burst_ratio,
     "round_trips_fresh": wan.round_trips_fresh,
+    "render_worker_ms": render_worker_latency,
 }
 
 

@@ -72,13 +72,18 @@ class _Parent:
 
 
 class SoarReads:
-    """The SOAR client as TemplateHelper uses it, each read answered by the app's real client."""
+    """The SOAR client as TemplateHelper uses it, each read answered by the app's real client. One serves one
+    render: a type's field definitions are asked for once (get_incident_value needs them at every call)."""
 
     def __init__(self, parent):
         self._parent = parent
+        self._field_definitions = {}
 
     def get_field_definitions(self, type_name="incident"):
-        return self._parent.call("get_field_definitions", type_name)
+        key = type_name if isinstance(type_name, _PLAIN) else str(type_name)
+        if key not in self._field_definitions:
+            self._field_definitions[key] = self._parent.call("get_field_definitions", type_name)
+        return self._field_definitions[key]
 
     def get_datatable_rows(self, incident_id, table_name):
         return self._parent.call("get_datatable_rows", incident_id, table_name)
