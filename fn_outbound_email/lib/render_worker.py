@@ -94,9 +94,12 @@ class RenderWorker:
                  str(from_worker_write), str(max_memory)],
                 pass_fds=(to_worker_read, from_worker_write), env=_worker_environment(), cwd=_PACKAGE_ROOT,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        except BaseException:
+        except BaseException as err:
             for fd in (self._to_worker, self._from_worker):
                 os.close(fd)
+            if isinstance(err, OSError):
+                raise TemplateError("The template render process could not start ({0}: {1})".format(
+                    sys.executable, err.strerror or err))
             raise
         finally:
             os.close(to_worker_read)
@@ -187,14 +190,18 @@ class WorkerPool:
         for candidate in stale:     # started for another template_max_memory, or ended while idle
             candidate.kill()
         if worker is None:
-            try:
-                worker = RenderWorker(max_memory)
-            except BaseException:
-                with self._lock:
-                    self._count -= 1
-                raise
+            worker = self._start(max_memory)
         self._fill(max_memory)
         return worker
+
+    def _start(self, max_memory):
+        """A new worker; the caller counted it in ``_count``, which is undone when it cannot start."""
+        try:
+            return RenderWorker(max_memory)
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+            raise
 
     def release(self, worker):
         with self._lock:
@@ -226,13 +233,7 @@ class WorkerPool:
                     if self._count >= self._warm:
                         return
                     self._count += 1
-                try:
-                    worker = RenderWorker(max_memory)
-                except BaseException:
-                    with self._lock:
-                        self._count -= 1
-                    raise
-                self.release(worker)
+                self.release(self._start(max_memory))
         except Exception as err:         # the next render starts its own worker and reports why it cannot
             LOG.warning("A template render process could not be started in advance: %s", err)
         finally:
