@@ -12,6 +12,7 @@ import pickle
 
 import pytest
 
+from fn_outbound_email.cli.main import main
 from fn_outbound_email.lib.errors import ConfigurationError
 from fn_outbound_email.lib.render_worker import POOL, RenderWorker
 from fn_outbound_email.lib.settings import load_settings
@@ -159,3 +160,13 @@ def test_template_max_memory_leaves_python_room_to_start():
         load_settings(section(SMTP_PORT, template_max_memory=1024 * 1024))
     assert "template_max_memory must be at least 134217728" in str(raised.value)
     assert load_settings(section(SMTP_PORT)).template_limits.max_memory == 512 * 1024 * 1024
+
+
+def test_outbound_email_render_uses_a_worker_too(tmp_path, capsys):
+    """The command line's previews render the way sends do: a template that crashes Python ends its worker only."""
+    template = tmp_path / "nested.jinja"
+    template.write_text("<p>{0}</p>".format(NESTED_TUPLE_HASH), encoding="utf-8")
+    code = main(["render", "--out", str(tmp_path / "preview"), "--template", str(template)])
+    assert code == 2
+    assert "Template 'nested.jinja' was stopped: it crashed its render process (SIGSEGV" in capsys.readouterr().err
+    assert main(["render", "--out", str(tmp_path / "preview")]) == 0     # the shipped template, in a new worker
