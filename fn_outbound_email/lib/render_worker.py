@@ -39,7 +39,7 @@ LOG = logging.getLogger(__name__)
 
 WARM_WORKERS = 2            # kept started; more start while more renders run at once, and end after
 # the worker's own deadline check stops a template with its line; the kill is for a worker that cannot check
-KILL_GRACE_SECONDS = 0.5
+KILL_GRACE_SECONDS = 1.0
 START_SECONDS = 60          # a worker imports Jinja and the app's modules before it is ready
 REPORTED_TEMPLATES = 256    # templates whose warnings were logged, remembered (as the workers' compile cache)
 _PLAIN = (str, int, float, bool, type(None))
