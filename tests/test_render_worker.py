@@ -14,6 +14,7 @@ import signal
 import pytest
 
 from fn_outbound_email.cli.main import main
+from fn_outbound_email.lib import render_worker
 from fn_outbound_email.lib.errors import ConfigurationError
 from fn_outbound_email.lib.render_worker import POOL, RenderWorker
 from fn_outbound_email.lib.settings import load_settings
@@ -98,7 +99,12 @@ def test_a_render_past_its_deadline_is_killed_and_its_worker_replaced(circuits_a
     assert len(started) >= 2                       # its replacement rendered the next mail
 
 
-def test_template_helper_and_lazy_context_work_from_the_worker(circuits_app, server):
+def test_template_helper_and_lazy_context_work_from_the_worker(circuits_app, server, monkeypatch):
+    answered = []           # the reads the app answered for the worker
+    real_answer = render_worker._Reads.answer
+    monkeypatch.setattr(render_worker._Reads, "answer",
+                        lambda self, message: answered.append([message["call"]] + message["args"]) or
+                        real_answer(self, message))
     template = ("{{ template_helper.get_incident_value(incident, 'severity_code') }}|"
                 "{{ template_helper.generate_incident_url(incident.id) }}|"
                 "{{ template_helper.get_datatable_value_array(incident.id, 'ioc_table', 'ioc') }}|"
@@ -112,6 +118,9 @@ def test_template_helper_and_lazy_context_work_from_the_worker(circuits_app, ser
         "Medium|https://soar.example.invalid/#incidents/{0}?orgId={1}|evil.example, <b>x</b>.example|a+b+c|"
         "2022-08-05T14:03:23.441000|203.0.113.7;billing@evil.example;|alice@example.com".format(INCIDENT_ID, ORG_ID))
     assert any("/artifacts/" in uri for _, uri in SoarMock.calls)
+    assert sorted(answered) == sorted([
+        ["get_field_definitions", "incident"], ["incident_url", INCIDENT_ID], ["get_field_definitions", "ioc_table"],
+        ["get_datatable_rows", INCIDENT_ID, "ioc_table"], ["context", "artifact"]])
     # artifacts and notes are fetched only when the template uses them
     SoarMock.calls.clear()
     assert send(circuits_app, "{{ incident.name }}")["success"] is True
