@@ -154,7 +154,7 @@ def _incident_source(args, opts):
 
 def _live_soar(opts):
     import resilient
-    from fn_outbound_email.lib.soar import SoarClient
+    from fn_outbound_email.lib.soar.client import SoarClient
     try:
         # resilient retries a failed connection for ever by default; a preview should fail soon
         client = resilient.get_client(opts, max_connection_retries=LIVE_CONNECTION_TRIES)
