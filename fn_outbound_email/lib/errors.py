@@ -41,3 +41,15 @@ class DeliveryError(MailError):
         self.transient = transient
         self.uncertain = uncertain
         self.smtp_code = smtp_code
+
+
+def transient_code(code):
+    """An SMTP reply code (or a transport's code in SMTP terms) that means "not now": 4xx, worth a retry."""
+    return 400 <= code < 500
+
+
+def smtp_reply_text(code, message):
+    """A server's reply as one line for an error message: the code, then the text with whitespace folded."""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return "{0} {1}".format(code, " ".join(str(message).split())).strip()

@@ -18,7 +18,8 @@ from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.message.addresses import (check_header_text, needs_smtputf8, parse_address, parse_address_list,
                                              unique_envelope_recipients)
 from fn_outbound_email.lib.errors import MailError, TemplateError
-from fn_outbound_email.lib.delivery.smtp.transport import PasswordAuthenticator, SmtpTransport
+from fn_outbound_email.lib.auth.password import PasswordAuthenticator
+from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import renderer as default_renderer
 

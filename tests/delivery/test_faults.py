@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from fn_outbound_email.lib.delivery.smtp import transport as smtp_transport
+from fn_outbound_email.lib.delivery import base as delivery_base
+from fn_outbound_email.lib.delivery.smtp import session as smtp_session
 from fn_outbound_email.lib.errors import DeliveryError, MailError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
@@ -33,7 +34,7 @@ BODY = "first line\n.a line that starts with a dot\n..and two\nlast line"
 
 
 class RecordingClock:
-    """The ``time`` module as smtp_transport sees it, with ``sleep`` recorded instead of slept."""
+    """The ``time`` module as lib/delivery/base.py (the retry loop) sees it, with ``sleep`` recorded instead of slept."""
 
     def __init__(self):
         self.sleeps = []
@@ -47,10 +48,10 @@ class RecordingClock:
 
 @pytest.fixture
 def backoff_sleeps(monkeypatch):
-    """Retries' backoff delays (only smtp_transport's sleeps; other threads keep the real clock)."""
+    """Retries' backoff delays (only the retry loop's sleeps; other threads keep the real clock)."""
     clock = RecordingClock()
-    monkeypatch.setattr(smtp_transport, "BACKOFF_SECONDS", BACKOFF)
-    monkeypatch.setattr(smtp_transport, "time", clock)
+    monkeypatch.setattr(delivery_base, "BACKOFF_SECONDS", BACKOFF)
+    monkeypatch.setattr(delivery_base, "time", clock)
     return clock.sleeps
 
 
@@ -380,7 +381,7 @@ def test_endless_ehlo_continuation_is_cut_at_the_line_cap(backoff_sleeps):
         prepared, error = failed_delivery(server, retries=2, timeout=5)
         assert server.client_went_away.wait(5), "the client kept reading"
         assert server.bytes_sent < ScriptedSocketServer.MAX_BYTES
-    assert "a reply of more than {0} lines".format(smtp_transport.MAX_REPLY_LINES) in str(error)
+    assert "a reply of more than {0} lines".format(smtp_session.MAX_REPLY_LINES) in str(error)
     assert not error.transient and backoff_sleeps == []
 
 
@@ -389,7 +390,7 @@ def test_reply_of_long_lines_is_cut_at_the_byte_cap(backoff_sleeps):
     with ScriptedSocketServer(answer=lambda line: long_lines if line.upper().startswith(b"EHLO")
                               else [b"250 OK\r\n"]) as server:
         prepared, error = failed_delivery(server, retries=0, timeout=5)
-    assert "{0} bytes".format(smtp_transport.MAX_REPLY_BYTES) in str(error)
+    assert "{0} bytes".format(smtp_session.MAX_REPLY_BYTES) in str(error)
 
 
 # --- SIZE refusals ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ waited for. The counts, not times, are asserted.
 import pytest
 
 from benchmarks.wan_proxy import DelayProxy
-from fn_outbound_email.lib.delivery.smtp import transport as smtp_transport
+from fn_outbound_email.lib.delivery.smtp import transaction as smtp_transaction
 from fn_outbound_email.lib.errors import DeliveryError
 from fn_outbound_email.lib.mailer import MailRequest
 from fn_outbound_email.lib.delivery.smtp.pool import POOL
@@ -102,7 +102,7 @@ def test_a_refused_sender_inside_a_group_sends_no_message(extensions):
 
 
 def test_a_big_message_waits_for_the_envelope_replies_before_its_chunk(monkeypatch):
-    monkeypatch.setattr(smtp_transport, "INLINE_MESSAGE_BYTES", 100)
+    monkeypatch.setattr(smtp_transaction, "INLINE_MESSAGE_BYTES", 100)
     with EsmtpTestServer() as server, DelayProxy(server.port, delay=DELAY) as proxy:
         mailer = make_mailer(proxy.port)
         prepared = mailer.prepare(request(body="..dots stay as they are\n" * 50))

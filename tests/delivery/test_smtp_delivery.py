@@ -11,7 +11,10 @@ import threading
 import pytest
 
 from fn_outbound_email.lib.message import compose
-from fn_outbound_email.lib.delivery.smtp import transport as smtp_transport
+from fn_outbound_email.lib.delivery import base as delivery_base
+from fn_outbound_email.lib.delivery.smtp import session as smtp_session
+from fn_outbound_email.lib.delivery.smtp import transaction as smtp_transaction
+from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.message.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
@@ -122,7 +125,7 @@ def test_starttls_not_offered_is_explained():
 
 
 def test_the_ehlo_name_is_looked_up_once_per_process(monkeypatch):
-    expected = smtp_transport.ehlo_name()
+    expected = smtp_session.ehlo_name()
     lookups = []
     monkeypatch.setattr(socket, "getfqdn", lambda *args: lookups.append(args) or "looked-up.example")
     with SmtpTestServer() as server:
@@ -133,7 +136,7 @@ def test_the_ehlo_name_is_looked_up_once_per_process(monkeypatch):
 
 
 def test_server_down_is_refused_connection(monkeypatch):
-    monkeypatch.setattr(smtp_transport, "BACKOFF_SECONDS", 0)
+    monkeypatch.setattr(delivery_base, "BACKOFF_SECONDS", 0)
     port = free_port()
     with pytest.raises(DeliveryError) as raised:
         send(mailer(port, smtp_retries="1"))
@@ -208,28 +211,28 @@ class _RecordingSmtp:
 ])
 def test_message_data_is_dot_stuffed_and_terminated(message, writes):
     smtp = _RecordingSmtp()
-    smtp_transport.SmtpTransport._send_data(smtp, message)
+    smtp_transaction.MailTransaction._send_data(smtp, message)
     assert smtp.writes == writes
 
 
 def test_a_big_message_goes_in_line_aligned_chunks_the_last_with_the_dot():
     line = b".a line of the message, some starting with a dot\r\n"
-    message = line * (3 * smtp_transport.DATA_CHUNK_BYTES // len(line))
+    message = line * (3 * smtp_transaction.DATA_CHUNK_BYTES // len(line))
     smtp = _RecordingSmtp()
-    smtp_transport.SmtpTransport._send_data(smtp, message)
+    smtp_transaction.MailTransaction._send_data(smtp, message)
     assert len(smtp.writes) == 3
     assert all(write.endswith(b"\r\n") and write.startswith(b"..") for write in smtp.writes)
     assert b"".join(smtp.writes) == message.replace(b"\r\n.", b"\r\n..").replace(b".a", b"..a", 1) + b".\r\n"
 
 
 def test_a_message_over_a_mebibyte_arrives_intact():
-    data = os.urandom(3 * smtp_transport.DATA_CHUNK_BYTES // 2)
+    data = os.urandom(3 * smtp_transaction.DATA_CHUNK_BYTES // 2)
     headers = compose.OuterHeaders(sender=parse_address("soar@example.com", "mail_from"),
                                    to=[parse_address("alice@example.com", "mail_to")], subject="big")
     message = compose.assemble(headers, compose.build_content(".dot line\n" * 1000,
                                                               [compose.Attachment("big.bin", data)]))
     with SmtpTestServer() as server:
-        transport = smtp_transport.SmtpTransport(load_settings({"fn_outbound_email": {
+        transport = SmtpTransport(load_settings({"fn_outbound_email": {
             "smtp_server": "127.0.0.1", "smtp_port": str(server.port), "from_email_address": "soar@example.com"}}))
         transport.deliver("soar@example.com", ["alice@example.com"], message)
         received = server.messages[0].message
@@ -326,7 +329,7 @@ UTF8_MESSAGE = "From: soar@example.com\r\nTo: {0}\r\nSubject: Grüße\r\n\r\nDas
 
 
 def plain_transport(port):
-    return smtp_transport.SmtpTransport(load_settings({"fn_outbound_email": {
+    return SmtpTransport(load_settings({"fn_outbound_email": {
         "smtp_server": "127.0.0.1", "smtp_port": str(port), "smtp_retries": "0", "smtp_conn_timeout": "3"}}))
 
 

@@ -18,7 +18,7 @@ from resilient_circuits.app import App
 from resilient_circuits.filters import RedactingFilter
 
 from fn_outbound_email.lib.auth import oauth2
-from fn_outbound_email.lib.delivery.smtp import transport as smtp_transport
+from fn_outbound_email.lib.delivery import base as delivery_base
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
 from tests.support.fault_smtp import Fault, FaultSmtpServer
@@ -70,7 +70,7 @@ def send(mailer_instance):
 
 
 def test_every_record_of_a_send_a_retry_and_a_token_fetch_formats(app_log, monkeypatch):
-    monkeypatch.setattr(smtp_transport, "BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(delivery_base, "BACKOFF_SECONDS", 0.0)
     monkeypatch.setattr(oauth2, "_caches", {})
 
     with SmtpTestServer() as server:

@@ -29,7 +29,7 @@ import requests
 from resilient_lib import RequestsCommon
 
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
-from fn_outbound_email.lib.delivery.smtp.transport import _reply_text
+from fn_outbound_email.lib.errors import smtp_reply_text as _reply_text
 
 LOG = logging.getLogger(__name__)
 

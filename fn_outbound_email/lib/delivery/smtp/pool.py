@@ -32,7 +32,7 @@ def close_session(smtp, wait=QUIT_SECONDS):
     """QUIT politely, waiting at most ``wait`` seconds, and close the socket whatever the server does."""
     if smtp.sock is None:
         return
-    if hasattr(smtp, "deadline"):      # smtp_transport's sessions bound every read by their deadline
+    if hasattr(smtp, "deadline"):      # lib/delivery/smtp/session.py's sessions bound every read by their deadline
         smtp.deadline = time.monotonic() + wait
     try:
         smtp.quit()
