@@ -7,6 +7,10 @@ raises a ``MailError``; the function components turn it into a result with
 ``success`` false and the error text as ``reason``.
 """
 
+# The app.config section of the app. Here, at the bottom of the imports, so that every module naming a
+# setting in its messages (settings.py, auth/keys.py) can import it without importing the other.
+SECTION = "fn_outbound_email"
+
 
 class MailError(Exception):
     """A send could not be completed; the message says why and how to fix it."""

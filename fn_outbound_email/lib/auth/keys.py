@@ -28,8 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fn_outbound_email.lib.errors import ConfigurationError
-from fn_outbound_email.lib.settings import SECTION
+from fn_outbound_email.lib.errors import SECTION, ConfigurationError
 
 LOG = logging.getLogger(__name__)
 
