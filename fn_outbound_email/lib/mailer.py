@@ -3,7 +3,7 @@
 
 ``Mailer.prepare`` checks the request, renders the body, fetches attachments
 and composes the message (optionally signed and encrypted); ``Mailer.deliver``
-hands it to SMTP. Input mistakes raise ``ValueError``; anything else that stops
+hands it to the transport (lib/delivery/). Input mistakes raise ``ValueError``; anything else that stops
 a send raises a ``MailError`` whose text is the reason shown in SOAR.
 """
 
@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
-from fn_outbound_email.lib.message import compose
-from fn_outbound_email.lib.message.addresses import (check_header_text, needs_smtputf8, parse_address, parse_address_list,
-                                             unique_envelope_recipients)
-from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.auth.password import PasswordAuthenticator
 from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
+from fn_outbound_email.lib.errors import MailError, TemplateError
+from fn_outbound_email.lib.message import compose
+from fn_outbound_email.lib.message.addresses import (check_header_text, needs_smtputf8, parse_address,
+                                                     parse_address_list, unique_envelope_recipients)
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import renderer as default_renderer
 
