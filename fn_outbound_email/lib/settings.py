@@ -13,8 +13,8 @@ from typing import Dict, Optional, Union
 
 from resilient_lib import str_to_bool, validate_fields
 
-from fn_outbound_email.lib.message.addresses import parse_address
 from fn_outbound_email.lib.errors import SECTION, ConfigurationError
+from fn_outbound_email.lib.message.addresses import parse_address
 from fn_outbound_email.lib.templates.limits import DEFAULT_MAX_OUTPUT, TemplateLimits
 from fn_outbound_email.lib.templates.limits import DEFAULT_TIMEOUT as DEFAULT_TEMPLATE_TIMEOUT
 

@@ -15,11 +15,11 @@ import requests
 
 from fn_outbound_email.cli.main import main
 from fn_outbound_email.lib.auth import oauth2
+from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
-from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
 from fn_outbound_email.lib.settings import load_settings
-from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.util.selftest import selftest_function
 from tests.support import config_section
 from tests.support.function_runner import app_config, call_function

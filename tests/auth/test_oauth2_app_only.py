@@ -25,18 +25,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from fn_outbound_email.lib.auth import oauth2
+from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest, build_transport
-from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
 from fn_outbound_email.lib.settings import load_settings
-from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.util.selftest import selftest_function
+from tests.auth.test_oauth2 import Clock, CommandRun, tokens_tried
 from tests.support import config_section, pki
 from tests.support.function_runner import app_config, call_function
 from tests.support.oauth2_server import CLIENT_ID, CLIENT_SECRET, GMAIL_SCOPE, FakeOAuth2Server
 from tests.support.smtp_server import SMTP_USER, SmtpTestServer, free_port
 from tests.support.soar_mock import INCIDENT_ID, SoarMock
-from tests.auth.test_oauth2 import Clock, CommandRun, tokens_tried
 
 M365_SCOPE = "https://outlook.office365.com/.default"
 SERVICE_ACCOUNT = "smtp-sender@project-1.iam.gserviceaccount.com"

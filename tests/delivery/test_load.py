@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
+from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from fn_outbound_email.lib.soar.client import SoarClient, clear_field_cache
 from fn_outbound_email.lib.templates.render import TemplateRenderer
 from tests.support import config_section

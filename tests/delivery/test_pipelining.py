@@ -10,9 +10,9 @@ import pytest
 
 from benchmarks.wan_proxy import DelayProxy
 from fn_outbound_email.lib.delivery.smtp import transaction as smtp_transaction
+from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from fn_outbound_email.lib.errors import DeliveryError
 from fn_outbound_email.lib.mailer import MailRequest
-from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from tests.support import config_section
 from tests.support.esmtp_server import EsmtpTestServer
 from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER, RecordingHandler, SmtpTestServer

@@ -10,19 +10,19 @@ import threading
 
 import pytest
 
-from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.delivery import base as delivery_base
 from fn_outbound_email.lib.delivery.smtp import session as smtp_session
 from fn_outbound_email.lib.delivery.smtp import transaction as smtp_transaction
 from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
-from fn_outbound_email.lib.message.addresses import parse_address
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.message import compose
+from fn_outbound_email.lib.message.addresses import parse_address
 from fn_outbound_email.lib.settings import load_settings
 from tests.support import config_section
-from tests.support.pki import TlsPki
 from tests.support.fault_smtp import FaultSmtpServer, ScriptedSocketServer, WireTap
 from tests.support.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
+from tests.support.pki import TlsPki
 from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 
 

@@ -14,8 +14,8 @@ import pytest
 from fn_outbound_email.lib.auth import oauth2
 from fn_outbound_email.lib.errors import DeliveryError
 from fn_outbound_email.lib.mailer import MailRequest
-from tests.support import pki
 from tests.support import config_section
+from tests.support import pki
 from tests.support.function_runner import app_config, call_function
 from tests.support.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port

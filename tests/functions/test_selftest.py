@@ -7,8 +7,8 @@ import pytest
 
 from fn_outbound_email.util.selftest import selftest_function
 from tests.support import config_section
-from tests.support.pki import TlsPki
 from tests.support.fault_smtp import FaultSmtpServer, ScriptedSocketServer
+from tests.support.pki import TlsPki
 from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 
 

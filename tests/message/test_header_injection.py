@@ -21,8 +21,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from fn_outbound_email.cli.offline_soar import AttachmentFile, load_incident_data, offline_soar_client
-from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.settings import load_settings
 from tests.support.smtp_server import RecordingHandler, SmtpTestServer, free_port, serve_on_bound_socket
 

@@ -18,10 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from fn_outbound_email.lib.message import compose
-from fn_outbound_email.lib.message import smime
 from fn_outbound_email.lib.errors import SmimeError
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.message import compose
+from fn_outbound_email.lib.message import smime
 from fn_outbound_email.lib.settings import SECTION, load_settings
 from tests.support import pki
 from tests.support.function_runner import app_config, call_function

@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
+from fn_outbound_email.lib.errors import TemplateError
 from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.message import html_tokens
 from fn_outbound_email.lib.message.addresses import parse_address, parse_address_list
-from fn_outbound_email.lib.errors import TemplateError
-from fn_outbound_email.lib.templates.sanitize import sanitize_html
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import TemplateRenderer
+from fn_outbound_email.lib.templates.sanitize import sanitize_html
 
 
 class FieldsOnlySoar:

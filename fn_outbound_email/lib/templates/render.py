@@ -23,13 +23,13 @@ import jinja2
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from fn_outbound_email.lib.templates import check as template_check
-from fn_outbound_email.lib.templates import limits as checks
 from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.message.html_tokens import looks_like_html
-from fn_outbound_email.lib.templates.sanitize import sanitize_html
-from fn_outbound_email.lib.templates.limits import TemplateLimitExceeded, render_budget
+from fn_outbound_email.lib.templates import check as template_check
+from fn_outbound_email.lib.templates import limits as checks
 from fn_outbound_email.lib.templates.helper import TemplateHelper
+from fn_outbound_email.lib.templates.limits import TemplateLimitExceeded, render_budget
+from fn_outbound_email.lib.templates.sanitize import sanitize_html
 
 LOG = logging.getLogger(__name__)
 
