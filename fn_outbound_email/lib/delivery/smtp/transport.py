@@ -83,7 +83,6 @@ class SmtpTransport(Transport):
         return (settings.smtp_server, settings.smtp_port, settings.ssl_mode, settings.ssl_verify,
                 identity() if identity else None)
 
-
     def check_connection(self):
         """Connect, negotiate TLS, authenticate, NOOP and QUIT: what selftest needs. Sends nothing."""
         with self.session() as smtp:
