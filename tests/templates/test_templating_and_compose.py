@@ -1,17 +1,17 @@
 # -*- coding: utf-8 -*-
 """Unit tests of the pieces under the send path: templating, template_helper, composing."""
 
+import email.policy
 import threading
 
 import pytest
 
-from fn_outbound_email.lib.errors import TemplateError
-from fn_outbound_email.lib.message import compose
-from fn_outbound_email.lib.message import html_tokens
+from fn_outbound_email.lib.message import compose, header_policy, html_tokens
 from fn_outbound_email.lib.message.addresses import parse_address, parse_address_list
+from fn_outbound_email.lib.errors import TemplateError
+from fn_outbound_email.lib.templates.sanitize import sanitize_html
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import TemplateRenderer
-from fn_outbound_email.lib.templates.sanitize import sanitize_html
 
 
 class FieldsOnlySoar:
@@ -205,7 +205,7 @@ def test_malformed_addresses_are_rejected_with_the_value(value):
 
 def _email_package_header(name, value):
     from email.message import EmailMessage
-    message = EmailMessage(policy=compose.SMTP_POLICY)
+    message = EmailMessage(policy=email.policy.SMTP)
     message[name] = value
     return message.as_bytes()[:-2]          # without the blank line that ends the header block
 
@@ -224,4 +224,4 @@ def _email_package_header(name, value):
     ("Date", "Sun, 29 Nov 2026 12:20:00 +0000"),
 ])
 def test_header_lines_are_what_the_email_package_writes(name, value):
-    assert compose.header_line(name, value) == _email_package_header(name, value)
+    assert header_policy.header_line(name, value) == _email_package_header(name, value)
