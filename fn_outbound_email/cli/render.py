@@ -21,6 +21,7 @@ from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.components.funct_send_email2 import build_request
 from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import SECTION, load_settings
+from fn_outbound_email.lib.soar import SoarError
 
 COMMAND = "render"
 PREVIEW_NAME = "preview"
@@ -146,7 +147,9 @@ def _incident_source(args, opts):
         soar = _live_soar(opts)
         try:
             return soar, soar.get_incident(args.incident_id)
-        except Exception as err:   # an HTTP error of the resilient client: no such incident, no permission ...
+        except SoarError:          # it names the incident and how SOAR answered already
+            raise
+        except Exception as err:   # anything else the resilient client raises
             raise MailError("Cannot read incident {0} from SOAR: {1}".format(args.incident_id, err))
     data = load_incident_data(incident=args.incident, artifacts=args.artifacts, notes=args.notes, fields=args.fields)
     return offline_soar_client(data), data.incident

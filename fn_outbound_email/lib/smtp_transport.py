@@ -77,6 +77,19 @@ def _abandon_transaction(smtp, code):
         smtp.close()
 
 
+def _step_text(progress):
+    """', waiting for the answer to EHLO' and the like: the step a session hung on."""
+    if progress is None:
+        return ""
+    if progress.step == "STARTTLS":
+        return ", at STARTTLS (its answer or the TLS handshake)"
+    if progress.step:
+        return ", waiting for the answer to {0}".format(progress.step)
+    if not progress.reading:
+        return ", opening the connection"
+    return ""
+
+
 def _quit(smtp):
     """QUIT (with a short wait of its own) while the conversation is in step; after a broken exchange, close."""
     close_session(smtp, min(smtp.timeout_seconds, QUIT_SECONDS))
@@ -103,6 +116,22 @@ class _Progress:
     def __init__(self):
         self.reading = False         # the TCP connection is up and a reply was awaited
         self.bytes_received = 0
+        self.step = None             # the last SMTP command sent (its verb only), which a timeout names
+
+
+# the verbs a timeout may name; anything else put on the wire (an AUTH continuation: credentials) never is
+_STEP_VERBS = frozenset(("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT"))
+
+
+def note_step(progress, command):
+    """Record the verb of ``command`` (a str or bytes line) as the session's step, when it is an SMTP verb."""
+    if progress is None:
+        return
+    if isinstance(command, bytes):
+        command = command.decode("ascii", "replace")
+    verb = str(command).split(" ", 1)[0].split(":", 1)[0].strip().upper()
+    if verb in _STEP_VERBS:
+        progress.step = "MAIL FROM" if verb == "MAIL" else "RCPT TO" if verb == "RCPT" else verb
 
 
 class _BoundedSession:
@@ -136,6 +165,10 @@ class _BoundedSession:
         if self.sock:
             self.sock.settimeout(self._time_left())   # sendall's timeout covers the whole write (Python >= 3.5)
         return super().send(s)
+
+    def putcmd(self, cmd, args=""):
+        note_step(self.progress, cmd)
+        return super().putcmd(cmd, args)
 
     def starttls(self, *args, **kwargs):
         # the handshake runs with the socket timeout the reply to STARTTLS left: the time left then
@@ -391,7 +424,7 @@ class SmtpTransport:
                 code, reply = smtp.noop()
             except Exception as err:
                 smtp.close()
-                raise self._connection_error(err, "talking to")
+                raise self._connection_error(err, "talking to", smtp.progress)
             if code != 250:
                 raise DeliveryError("The SMTP server answered NOOP with {0}".format(_reply_text(code, reply)),
                                     smtp_code=code)
@@ -507,9 +540,9 @@ class SmtpTransport:
                                      "accepted the connection but sent nothing. If port {2} expects implicit TLS, set "
                                      "smtp_ssl_mode = ssl (usually port 465); else raise smtp_conn_timeout".format(
                                          settings.timeout, server, settings.smtp_port), transient=True)
-            return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}; check smtp_server, smtp_port "
+            return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}{3}; check smtp_server, smtp_port "
                                  "and firewalls, or raise smtp_conn_timeout".format(
-                                     settings.timeout, doing, server), transient=True)
+                                     settings.timeout, doing, server, _step_text(progress)), transient=True)
         if isinstance(err, ConnectionRefusedError):
             return DeliveryError("The SMTP server {0} refused the connection; check smtp_server and "
                                  "smtp_port{1}".format(server, self._port_hint()), transient=True)
@@ -596,7 +629,7 @@ class SmtpTransport:
             raise
         except Exception as err:
             smtp.close()
-            raise self._connection_error(err, "sending to")
+            raise self._connection_error(err, "sending to", smtp.progress)
 
         # from here on the server may have the message: failures are uncertain, never retried
         # the data gets a deadline of its own: a big message over a slow link needs longer than a command
@@ -686,6 +719,7 @@ class SmtpTransport:
         if any("\r" in line or "\n" in line for line in lines):       # as smtplib's putcmd refuses
             raise ValueError("An envelope address contains a line break")
         smtp.send("".join(line + "\r\n" for line in lines).encode("utf-8" if smtputf8 else "ascii") + tail)
+        note_step(getattr(smtp, "progress", None), lines[0])       # the replies come in order: MAIL FROM's first
         mail = smtp.getreply()
         rcpts = []
         if mail[0] == 421:
