@@ -393,3 +393,14 @@ def test_render_argument_mistakes_show_usage(render, arguments, message, capsys)
         render(*arguments)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_text_part_of_datatable_jinja_keeps_the_cells_apart(render):
+    from fn_outbound_email.cli.offline_soar import SAMPLE_DIR
+    template = os.path.join(os.path.dirname(SAMPLE_DIR), "templates", "datatable.jinja")
+    code, _, err, folder = render("-t", template)
+    assert code == 0, err
+    lines = (folder / "preview.txt").read_text(encoding="utf-8").splitlines()
+    assert "Date Sent | Status | From | Recipients | Subject" in lines
+    assert "2024-08-01T07:05:00 | Sent | soar@example.com | finance-lead@example.com | Incident 2095: please warn " \
+           "your team" in lines
