@@ -281,15 +281,18 @@ def test_format_timestamp_writes_utc_as_the_original_on_app_host():
 def test_a_missing_data_table_renders_a_dash_with_a_template_warning(circuits_app, server, caplog):
     caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.template_check")
     template = ("<p>Table: {{ template_helper.get_datatable('no_such_table', incident.id) }}</p>\n"
-                "<p>Values: {{ template_helper.get_datatable_value_array(incident.id, 'no_such_table', 'ioc') }}</p>")
+                "<p>Values: {{ template_helper.get_datatable_value_array(incident.id, 'no_such_table', 'ioc') }}</p>\n"
+                "<p>Fields: {{ template_helper.get_field_defs('no_such_table') | length }}</p>")
     result = call_function(circuits_app, "send_email2", {"mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
                                                          "mail_subject": "missing table", "mail_inline_template": template})
     assert result["success"] is True, result["reason"]
     html = server.messages[0].message.get_body(preferencelist=("html",)).get_content()
-    assert "<p>Table: -</p>" in html and "<p>Values: -</p>" in html
+    assert "<p>Table: -</p>" in html and "<p>Values: -</p>" in html and "<p>Fields: 0</p>" in html
     logged = [record.getMessage() for record in caplog.records]
     assert "Template 'mail_inline_template' line 1: SOAR has no data table 'no_such_table' (rendered as '-')" in logged
     assert "Template 'mail_inline_template' line 2: SOAR has no data table 'no_such_table' (rendered as '-')" in logged
+    assert "Template 'mail_inline_template' line 3: SOAR has no type 'no_such_table' (get_field_defs gave no fields)" \
+        in logged
 
 
 @pytest.mark.parametrize("call, expected", [
