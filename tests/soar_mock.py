@@ -118,6 +118,15 @@ ATTACHMENTS = [
 for _attachment in ATTACHMENTS:            # SOAR's attachment list gives each file's size
     _attachment["size"] = len(ATTACHMENT_CONTENT[_attachment["id"]])
 
+# a task whose name and instructions are what anyone editing a task could write: placeholders and template code
+OTHER_INCIDENT_TASK_ID = 7002
+TASKS = {
+    TASK_ID: {"id": TASK_ID, "inc_id": INCIDENT_ID, "name": "@INSTRUCTIONS@ {{ 6*7 }}",
+              "instructions": "<p>Run {{ 7*7 }} <script>alert(1)</script>@TASK_ID@</p>"},
+    OTHER_INCIDENT_TASK_ID: {"id": OTHER_INCIDENT_TASK_ID, "inc_id": INCIDENT_ID + 1, "name": "Elsewhere",
+                             "instructions": "secret plans"},
+}
+
 TABLE_ROWS = [
     {"id": 1, "cells": {"ioc": {"value": "evil.example"}, "seen": {"value": 1659708203441}, "score": {"value": 7}}},
     {"id": 2, "cells": {"ioc": {"value": "<b>x</b>.example"}, "seen": {"value": None}, "score": {"value": 3}}},
@@ -173,6 +182,13 @@ class SoarMock(BasicResilientMock):
     def incident_attachment(self, request):
         attachment_id = int(re.search(r"/attachments/([0-9]+)/contents", request.url).group(1))
         return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])
+
+    @resilient_endpoint("GET", r"/tasks/[0-9]+\?handle_format=names$")
+    def task(self, request):
+        task_id = int(re.search(r"/tasks/([0-9]+)", request.url).group(1))
+        if task_id not in TASKS:
+            return self._json(request, {"success": False, "message": "Task not found"}, status=404)
+        return self._json(request, TASKS[task_id])
 
     @resilient_endpoint("GET", r"/tasks/[0-9]+/attachments/[0-9]+/contents")
     def task_attachment(self, request):

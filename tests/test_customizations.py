@@ -411,7 +411,16 @@ def test_reply_with_a_template_puts_the_reply_after_it_and_keeps_a_re_subject(ex
 
 
 class StubSoar(object):
-    """The SOAR lookups template_helper makes while rendering the playbooks' templates."""
+    """The SOAR lookups template_helper makes while rendering the playbooks' templates (`tasks`: the tasks of
+    incident 2095 SOAR would answer with)."""
+
+    def __init__(self, tasks=()):
+        self._tasks = {task.id: task for task in tasks}
+
+    def get_task(self, incident_id, task_id):
+        task = self._tasks[task_id]
+        assert incident_id == 2095
+        return {"id": task.id, "inc_id": incident_id, "name": task.name, "instructions": task.instructions}
 
     def get_field_definitions(self, type_name="incident"):
         return {"severity_code": {"input_type": "select", "values": [{"value": 5, "label": "High"}]},
@@ -424,10 +433,10 @@ class StubSoar(object):
         return "https://soar.example.com/#incidents/{0}?taskId={1}".format(incident_id, task_id)
 
 
-def render(template):
+def render(template, *tasks):
     context = {"incident": {"id": 2095, "name": "Phishing report", "severity_code": 5, "plan_status": "A",
                             "description": "<p>Mail from the CEO</p>"},
-               "template_helper": TemplateHelper(StubSoar())}
+               "template_helper": TemplateHelper(StubSoar(tasks))}
     return TemplateRenderer().render(template, context)
 
 
@@ -463,9 +472,9 @@ def test_task_html2_notice_shows_task_text_literally_never_as_template_code(expo
     inputs = run_pre_processing(export, "example_send_task_email_html2", {"mail_to": "ops@example.com"},
                                 incident=incident(), task=task)
     assert inputs.mail_subject == "[2095] Phishing report Task: Notify {{ 7*7 }} <ISP>"
-    html = render(inputs.mail_inline_template)
+    html = render(inputs.mail_inline_template, task)
     assert "49" not in html
-    assert "Notify &#123;&#123; 7*7 &#125;&#125; &lt;ISP&gt;" in html
+    assert "Notify {{ 7*7 }} &lt;ISP&gt;" in html
     # rich text instructions keep their formatting and show template syntax as text
     assert "<p>Call the {% carrier %}</p>" in html
     assert 'href="https://soar.example.com/#incidents/2095?taskId=994"' in html
@@ -479,12 +488,45 @@ def test_task_notice_passes_hostile_instructions_through_safe_html(export, playb
     task = SoarObject(id=994, name="Contain host", instructions=instructions)
     inputs = run_pre_processing(export, playbook_name, {"mail_to": "ops@example.com"}, incident=incident(),
                                 task=task)
-    html = render(getattr(inputs, body_input))
+    html = render(getattr(inputs, body_input), task)
     instructions_html = html.split("Instructions</h3>", 1)[1]
     assert not [bad for bad in ACTIVE_CONTENT if bad in instructions_html.lower()], instructions_html
     assert not {"49", "64", "81", "36"} & set(re.findall(r"\d+", instructions_html))
     assert "<p>Hello <b>team</b></p>" in instructions_html and "click here" in instructions_html
     assert "{{ 7*7 }}" in instructions_html
+
+
+# every placeholder the shipped scripts have ever filled in, and template code, as a task's name and instructions
+PLACEHOLDER_NAMES = ["@TASK_ID@", "@TASK_URL@", "@TASK_NAME@", "@INSTRUCTIONS@", "@INCIDENT_ID@"]
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDER_NAMES)
+@pytest.mark.parametrize("playbook_name, body_input", [("example_send_task_email_html2", "mail_inline_template"),
+                                                        ("example_send_task_email_html", "mail_body_html")])
+def test_a_task_named_after_a_placeholder_never_puts_its_instructions_into_the_template(
+        export, playbook_name, body_input, placeholder):
+    task = SoarObject(id=994, name=placeholder + " {{ 6*7 }}",
+                      instructions="{{ 7*7 }} {{ template_helper.get_datatable('t', 1) }} " + placeholder)
+    inputs = run_pre_processing(export, playbook_name, {"mail_to": "ops@example.com"}, incident=incident(),
+                                task=task)
+    template = getattr(inputs, body_input)
+    # the task's text is not in the template's source at all: the template reads it as data when it renders
+    assert "7*7" not in template and "6*7" not in template and "get_datatable" not in template
+    assert "@TASK_ID@" not in template and "994" in template
+    html = render(template, task)
+    assert "49" not in html and "42" not in html
+    assert placeholder + " {{ 6*7 }}</a>" in html
+    assert "{{ 7*7 }} {{ template_helper.get_datatable(&#39;t&#39;, 1) }} " + placeholder in html
+
+
+def test_fill_placeholders_substitutes_in_one_pass(export):
+    _, _, node, _ = playbook_elements(by(export["playbooks"], "name")["example_send_task_email_html2"])
+    namespace = {}
+    helpers = node["pre_processing_script"].split("# The task notice", 1)[0]
+    exec(compile(helpers, "script_helpers", "exec"), namespace)
+    fill = namespace["fill_placeholders"]
+    assert fill("@A@ and @B@", {"A": "@B@", "B": "{{ 7*7 }}"}) == "@B@ and {{ 7*7 }}"
+    assert fill("@A@ @UNKNOWN@", {"A": 1}) == "1 @UNKNOWN@"
 
 
 def test_task_html2_threads_to_the_incident_email_when_asked(export):
@@ -496,7 +538,7 @@ def test_task_html2_threads_to_the_incident_email_when_asked(export):
     plain = run_pre_processing(export, "example_send_task_email_html2", {"mail_to": "ops@example.com"},
                                incident=incident(), task=task)
     assert plain.mail_in_reply_to is None
-    assert ">-</div>" in render(plain.mail_inline_template)     # no instructions: a dash
+    assert ">-</div>" in render(plain.mail_inline_template, task)     # no instructions: a dash
 
 
 def test_legacy_playbooks_pass_the_from_input(export):
@@ -533,10 +575,11 @@ def test_legacy_playbooks_set_send_email_inputs(export):
                                                     "Status: Active"]
     assert text.mail_body_text.endswith("Mail from ceo@examp1e.com & a link")
 
+    contain = SoarObject(id=7, name="Contain host", instructions=None)
     task = run_pre_processing(export, "example_send_task_email_html", {"mail_to": "a@example.com"},
-                              incident=incident(), task=SoarObject(id=7, name="Contain host", instructions=None))
+                              incident=incident(), task=contain)
     assert task.mail_subject == "[2095] Phishing report Task: Contain host"
-    assert "taskId=7" in render(task.mail_body_html)
+    assert "taskId=7" in render(task.mail_body_html, contain)
 
 
 class Incident(SoarObject):

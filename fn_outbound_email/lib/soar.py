@@ -128,6 +128,18 @@ class SoarClient:
         incident_id = int(incident_id)
         return self._get("Incident {0}".format(incident_id), "/incidents/{0}?handle_format=names".format(incident_id))
 
+    def get_task(self, incident_id, task_id):
+        """Task ``task_id`` of incident ``incident_id``; a task of another incident is refused, so a template can
+        read only the tasks of the incident it is rendered for."""
+        incident_id, task_id = int(incident_id), int(task_id)
+        task = self._get("Task {0}".format(task_id), "/tasks/{0}?handle_format=names".format(task_id))
+        if not isinstance(task, dict):
+            raise SoarError("Task {0} could not be read from SOAR: the answer is not a task".format(task_id))
+        if task.get("inc_id") is not None and str(task.get("inc_id")) != str(incident_id):
+            raise SoarError("Task {0} belongs to incident {1}, not to incident {2}".format(
+                task_id, task.get("inc_id"), incident_id))
+        return task
+
     def get_artifacts(self, incident_id):
         # resilient_lib.get_artifacts makes this call, without a way to skip retries of a 4xx
         incident_id = int(incident_id)

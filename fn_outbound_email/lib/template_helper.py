@@ -120,6 +120,7 @@ class TemplateHelper:
         "get_datatable", "get_datatable_value_array", "format_timestamp", "get_timestamp", "regex_replace",
         "get_list_from_string", "get_action_field_value", "get_value_as_string",
         "get_field_defs", "get_datatable_value", "notes_helper", "get_query_result",
+        "get_task",         # this app's: task text for templates as data
     ))
 
     def __init__(self, soar, date_format=None):
@@ -264,6 +265,15 @@ class TemplateHelper:
             note_list.append(_note_entry(child))
             self.notes_helper(child, note_list)
         return ""
+
+    def get_task(self, incident_id, task_id):
+        """A task of the incident as data: id, name, and its instructions as rich text (sanitized HTML in an HTML
+        template, plain text in a text one). Templates show task text this way, never by having it written into
+        their source, where whoever can edit a task could write template code."""
+        task = self._soar.get_task(incident_id, task_id)
+        instructions = _text_of(task.get("instructions"))
+        return {"id": task.get("id"), "name": _text_of(task.get("name")) or "",
+                "instructions": self._rich_text(str(instructions)) if instructions else None}
 
     def get_datatable(self, name, incident_id, html=True):
         """The incident's data table as an HTML table, or its rows as dicts with html=False; '-' when SOAR has
