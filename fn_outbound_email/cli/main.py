@@ -27,6 +27,7 @@ EXAMPLES = {
     ],
     check.COMMAND: [
         ("outbound-email check -c app.config", "connect and log in to the SMTP server as the selftest does; no SOAR"),
+        ("outbound-email check", "the same with ./app.config, else ~/.resilient/app.config"),
     ],
     oauth2_token.COMMAND: [
         ("outbound-email oauth2-token -c app.config", "sign in once and print the refresh_token line"),
