@@ -383,12 +383,14 @@ def test_render_live_incident_through_the_resilient_client(render, app_config, m
 
 def test_render_of_a_missing_live_incident_says_so_once(render, app_config, monkeypatch):
     monkeypatch.setenv("OUTBOUND_EMAIL_TEST_SOAR_PASSWORD", "not-a-real-password")
-    config = open(app_config, encoding="utf-8").read().replace("tests.soar_mock.SoarMock", "tests.soar_mock.FaultSoarMock")
+    with open(app_config, encoding="utf-8") as handle:
+        config = handle.read().replace("tests.soar_mock.SoarMock", "tests.soar_mock.FaultSoarMock")
     with open(app_config, "w", encoding="utf-8") as handle:
         handle.write(config)
     code, _, err, _ = render("-c", app_config, "--label", "example", "--incident-id", "404404")
     assert code == 1
-    assert err.strip() == "outbound-email render: error: Incident 404404 could not be read from SOAR: HTTP 404 Not Found"
+    assert err.strip() == ("outbound-email render: error: Incident 404404 could not be read from SOAR: "
+                           "HTTP 404 Not Found")
 
 
 @pytest.mark.parametrize("arguments, message", [

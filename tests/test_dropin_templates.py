@@ -281,10 +281,11 @@ def test_format_timestamp_writes_utc_as_the_original_on_app_host():
 def test_a_missing_data_table_renders_a_dash_with_a_template_warning(circuits_app, server, caplog):
     caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.template_check")
     template = ("<p>Table: {{ template_helper.get_datatable('no_such_table', incident.id) }}</p>\n"
-                "<p>Values: {{ template_helper.get_datatable_value_array(incident.id, 'no_such_table', 'ioc') }}</p>\n"
-                "<p>Fields: {{ template_helper.get_field_defs('no_such_table') | length }}</p>")
-    result = call_function(circuits_app, "send_email2", {"mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
-                                                         "mail_subject": "missing table", "mail_inline_template": template})
+                "<p>Values: {{ template_helper.get_datatable_value_array(incident.id, 'no_such_table', 'ioc') }}"
+                "</p>\n<p>Fields: {{ template_helper.get_field_defs('no_such_table') | length }}</p>")
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com", "mail_subject": "missing table",
+        "mail_inline_template": template})
     assert result["success"] is True, result["reason"]
     html = server.messages[0].message.get_body(preferencelist=("html",)).get_content()
     assert "<p>Table: -</p>" in html and "<p>Values: -</p>" in html and "<p>Fields: 0</p>" in html
@@ -301,8 +302,25 @@ def test_a_missing_data_table_renders_a_dash_with_a_template_warning(circuits_ap
     ("get_query_result([{'field_name': 'plan_status', 'method': 'equals', 'value': 'A'}], [1], [])",
      "want_fields_list must be a list of incident field names"),
 ])
-def test_get_query_result_with_wrong_arguments_fails_the_send_with_a_clear_reason(circuits_app, server, call, expected):
-    result = call_function(circuits_app, "send_email2", {"mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
-                                                         "mail_inline_template": "{{ template_helper." + call + " }}"})
+def test_get_query_result_with_wrong_arguments_fails_the_send_with_a_clear_reason(circuits_app, server, call,
+                                                                                   expected):
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
+        "mail_inline_template": "{{ template_helper." + call + " }}"})
     assert result["success"] is False and expected in result["reason"], result["reason"]
     assert server.messages == []
+
+
+def test_get_query_result_says_when_it_shows_fewer_incidents_than_match(circuits_app, server, caplog, monkeypatch):
+    monkeypatch.setattr("fn_outbound_email.lib.template_helper.QUERY_MAX_ROWS", 1)
+    caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.template_check")
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
+        "mail_inline_template": "<div>{{ template_helper.get_query_result([{'field_name': 'plan_status', "
+                                "'method': 'equals', 'value': 'A'}], ['name'], [incident.id]) }}</div>"})
+    assert result["success"] is True, result["reason"]
+    html = server.messages[0].message.get_body(preferencelist=("html",)).get_content()
+    assert "<td>Lost &lt;laptop&gt;</td>" in html and "<td>Spam</td>" not in html
+    assert DropinSoarMock.queries[-1]["length"] == 2          # one to show, plus the one excluded
+    assert "Template 'mail_inline_template' line 1: get_query_result shows the newest 1 incidents; 3 match the " \
+           "conditions" in [record.getMessage() for record in caplog.records]

@@ -108,7 +108,8 @@ def _demo(args):
     saved_as = os.path.join(args.out, _file_stem(result["message_id"]))
     eml_path = write_file(saved_as + ".eml", received[0].data)
     ca_path = write_file(saved_as + ".ca.pem", ca_cert_pem) if ca_cert_pem else None
-    _print_summary(server, received[0], result, eml_path, ca_path, template_path, data.incident_id, describe_sources(args))
+    _print_summary(server, received[0], result, eml_path, ca_path, template_path, data.incident_id,
+                   describe_sources(args))
     print_template_warnings(COMMAND, renderer)
     return EXIT_OK
 

@@ -304,13 +304,15 @@ class TemplateHelper:
         field_names = [want_fields_list] if isinstance(want_fields_list, str) else list(want_fields_list or [])
         if not field_names or not all(isinstance(name, str) for name in field_names):
             raise ValueError("get_query_result: want_fields_list must be a list of incident field names")
-        excluded = {str(incident_id) for incident_id in ([exclude_incidents] if isinstance(exclude_incidents, (int, str))
-                                                           else exclude_incidents or [])}
-        incidents, total = self._soar.query_incidents(conditions, QUERY_MAX_ROWS + len(excluded))
-        incidents = [incident for incident in incidents if str(incident.get("id")) not in excluded][:QUERY_MAX_ROWS]
-        if total - len(excluded) > len(incidents):
-            warn("get_query_result shows the newest {0} of the {1} incidents that match".format(
-                len(incidents), total - len(excluded)))
+        if isinstance(exclude_incidents, (int, str)):
+            exclude_incidents = [exclude_incidents]
+        excluded = {str(incident_id) for incident_id in exclude_incidents or []}
+        fetched, total = self._soar.query_incidents(conditions, QUERY_MAX_ROWS + len(excluded))
+        kept = [incident for incident in fetched if str(incident.get("id")) not in excluded]
+        incidents = kept[:QUERY_MAX_ROWS]
+        if total > len(fetched) or len(kept) > len(incidents):
+            warn("get_query_result shows the newest {0} incidents; {1} match the conditions".format(
+                len(incidents), total))
         definitions = self._soar.get_field_definitions("incident")
         columns = [definitions.get(name) or {"name": name} for name in field_names]
         rows = [{name: self.get_incident_value(incident, name) for name in field_names} for incident in incidents]
