@@ -138,7 +138,7 @@ def test_html_to_text_keeps_structure_and_links():
     text = compose.html_to_text("<h1>Title</h1><p>One<br>Two</p><table><tr><td>a</td><td>b</td></tr></table>"
                                 "<a href='https://x.example/'>link</a><script>no()</script>")
     assert text.splitlines()[0] == "Title"
-    assert "One\nTwo" in text and "a b" in text and "link <https://x.example/>" in text and "no()" not in text
+    assert "One\nTwo" in text and "a | b" in text and "link <https://x.example/>" in text and "no()" not in text
 
 
 @pytest.mark.parametrize("html, expected", [
@@ -147,7 +147,9 @@ def test_html_to_text_keeps_structure_and_links():
     ("<head><title>T</title><style>p {}</style></head><p>x &amp; y</p>", "x & y\n"),
     ("<p>mail <a href='mailto:a@example.com'>a@example.com</a>, <a href='https://x/'>https://x/</a></p>",
      "mail a@example.com, https://x/\n"),                                # no link target repeated
-    ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k v\n1 2\n"),
+    ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k | v\n1 | 2\n"),
+    ("<table><tr><td>Severity:</td><td>High</td></tr><tr><td>a</td><td></td><td>c</td></tr></table>",
+     "Severity: High\na | | c\n"),                                        # a label cell is followed by a space
     ("<p>one</p>\n\n\n\n<p>two</p>", "one\n\ntwo\n"),
     ("<a href='https://a/'>a <a href='https://b/'>b</a>", "a <https://a/>b <https://b/>\n"),    # links do not nest
 ])

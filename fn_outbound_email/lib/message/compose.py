@@ -80,6 +80,21 @@ class OuterHeaders:
     smtputf8: bool = False             # an address has a non-ASCII local part: UTF-8 headers (RFC 6532)
 
 
+def _cell_separator(pieces):
+    """What goes before a table cell in the text: nothing at the start of a line, a space after a label cell
+    ("Severity:" then its value), else " | ", so the columns of a data table stay apart."""
+    line = []
+    for piece in reversed(pieces):
+        head, newline, tail = piece.rpartition("\n")
+        line.append(tail)
+        if newline:
+            break
+    text = "".join(reversed(line)).strip()
+    if not text:
+        return ""
+    return " " if text.endswith(":") else " | "
+
+
 def html_to_text(body):
     """A readable plain-text rendering of an HTML body for the text/plain alternative."""
     pieces = []
@@ -114,8 +129,8 @@ def html_to_text(body):
             pass
         elif value in _LINE_TAGS and not (pieces and pieces[-1][-1:] == "\n"):   # an unclosed item ends its line
             pieces.append("\n")
-        elif value in _CELL_TAGS and pieces and pieces[-1][-1:] not in (" ", "\n"):
-            pieces.append(" ")
+        elif value in _CELL_TAGS:
+            pieces.append(_cell_separator(pieces))
         elif value == "a":
             if link:                         # links do not nest: a new one ends the open one, as browsers read it
                 _end_link(pieces, *link)
