@@ -2,7 +2,7 @@
 """render_worker_ms: what rendering the shipped template in a render worker process adds, in milliseconds.
 
 The shipped template over the bundled sample incident (its SOAR stand-in answers at once), rendered by the
-app's worker path (lib/render_worker.py: the request pickled to a warm worker, template_helper's SOAR reads
+app's worker path (lib/templates/worker.py: the request pickled to a warm worker, template_helper's SOAR reads
 answered over its pipe, the reply read back) and in the app's own process (lib/templating.py), alternately,
 after a warm-up of each (template compiled, field definitions cached). The figure is the difference of the
 two medians; the target is 5 ms.
@@ -12,10 +12,10 @@ import os
 import time
 
 from benchmarks.common import SHIPPED_TEMPLATE, CountingSoarRest, Figure, median
-from fn_outbound_email.lib.render_worker import WorkerPool, WorkerRenderer
-from fn_outbound_email.lib.soar import SoarClient
-from fn_outbound_email.lib.template_helper import LazyList, TemplateHelper
-from fn_outbound_email.lib.templating import TemplateRenderer
+from fn_outbound_email.lib.soar.client import SoarClient
+from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
+from fn_outbound_email.lib.templates.render import TemplateRenderer
+from fn_outbound_email.lib.templates.worker import WorkerPool, WorkerRenderer
 
 TARGET = 5.0
 ROUNDS = 200
