@@ -396,6 +396,8 @@ class WorkerRenderer:
 
 
 class _ReportedWarnings:
+    """Stands in for a compiled template (which lives in the workers) where report_once notes what it logged."""
+
     reported_warnings = None
 
 
