@@ -61,7 +61,7 @@ class GmailApiTransport(HttpMailTransport):
             return "Google knows no mailbox {0}: check oauth2_subject (a user of the Workspace domain)".format(
                 self.mailbox)
         if answer.status == 413:
-            return "the message is {0} bytes, more than Gmail takes (at most {1} bytes)".format(
+            return "the message of {0} bytes is more than Gmail accepts (its documented limit: {1} bytes)".format(
                 size, GMAIL_MAX_MESSAGE_BYTES)
         return ""
 

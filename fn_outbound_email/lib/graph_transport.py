@@ -66,6 +66,6 @@ class GraphTransport(HttpMailTransport):
             return "Graph knows no mailbox {0}: check oauth2_subject (a user with an Exchange Online " \
                    "mailbox)".format(self.mailbox)
         if answer.status == 413:
-            return "the message is {0} bytes ({1} base64-encoded), more than Graph takes in one request " \
-                   "(at most {2} bytes)".format(size, 4 * -(-size // 3), GRAPH_MAX_REQUEST_BYTES)
+            return "the message of {0} bytes ({1} bytes base64-encoded) is more than Graph accepts (its documented " \
+                   "limit: {2} bytes a request)".format(size, 4 * -(-size // 3), GRAPH_MAX_REQUEST_BYTES)
         return ""

@@ -11,8 +11,8 @@ transport maps replies:
 * 401 gets one new token and one more try (the cached token may have been revoked).
 * 403, 404 and 413 name what to fix (the permission or policy, the mailbox, the size); other 4xx are final.
 * A connection that fails before the request is out is retried like a refused SMTP connection; one lost after
-  the request was sent (a read timeout, a dropped connection, a gateway's 502/504) may have sent the mail, so it
-  is reported as uncertain and never resent.
+  the request was sent (a read timeout, a dropped connection) or a server error (500, a gateway's 502/504) may
+  have sent the mail, so it is reported as uncertain and never resent.
 
 There is no envelope: the providers take the recipients from the message's headers and remove a Bcc header
 before delivery, so the Bcc recipients (envelope recipients in neither To nor Cc) travel in a Bcc header
@@ -45,8 +45,8 @@ LOG = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 60     # a provider asking for a longer pause gets a failed (transient) send instead
 MAX_ERROR_TEXT = 300             # characters of a provider's error message kept in a reason
-# a gateway that lost the backend's answer: the mail may have been sent
-UNCERTAIN_STATUSES = (502, 504)
+# a server error, or a gateway that lost the backend's answer: the mail may have been sent
+UNCERTAIN_STATUSES = (500, 502, 504)
 RETRY_STATUSES = (429, 503)
 
 _sessions = threading.local()    # requests.Session per thread and transport kind: keep-alive between sends
@@ -163,7 +163,14 @@ class HttpMailTransport:
             token = self._tokens.access_token()
             method, url, headers, body = make_request()
             headers = dict(headers, Authorization="Bearer " + token.value)
-            answer = self._request(method, url, headers, body, size)
+            try:
+                answer = self._request(method, url, headers, body, size)
+            except DeliveryError as err:
+                if err.uncertain or not err.transient or attempt >= self._settings.retries:
+                    raise
+                attempt += 1
+                self._back_off(attempt, BACKOFF_SECONDS * (2 ** (attempt - 1)), err)
+                continue
             if answer.status == 401 and not renewed:
                 # the cached token may have been revoked: one new token, one more try
                 LOG.info("%s refused the access token (%s); getting a new one", self.provider, answer.describe())
@@ -182,9 +189,12 @@ class HttpMailTransport:
                                         ", asking to wait {0:g} s".format(answer.retry_after)
                                         if answer.retry_after is not None else ""), transient=True)
             attempt += 1
-            LOG.warning("%s is busy (%s); retry %s of %s in %s s", self.provider, answer.describe(), attempt,
-                        self._settings.retries, "{0:g}".format(wait))
-            _sleep(wait)
+            self._back_off(attempt, wait, "busy: " + answer.describe())
+
+    def _back_off(self, attempt, wait, reason):
+        LOG.warning("%s: transient failure (%s); retry %s of %s in %s s", self.provider, reason, attempt,
+                    self._settings.retries, "{0:g}".format(wait))
+        _sleep(wait)
 
     def _request(self, method, url, headers, body, size):
         """One HTTP request; raises DeliveryError when there is no answer (transient, or uncertain once sent)."""
@@ -229,15 +239,14 @@ class HttpMailTransport:
                              "and the proxy settings".format(self.provider, where, _reason_of(err)), transient=True)
 
     def _uncertain(self, reason):
-        return DeliveryError("The connection to {0} failed after the message was sent ({1}); delivery is uncertain, "
+        return DeliveryError("{0} did not confirm the message after it was sent ({1}); delivery is uncertain, "
                              "so it was not sent again: check the recipients' mailboxes (or the Sent Items of {2}) "
                              "before resending".format(self.provider, reason, self.mailbox), uncertain=True)
 
     def _refusal(self, answer, size):
         hint = self._refusal_hint(answer, size)
         return DeliveryError("{0} refused the message for {1}: {2}{3}".format(
-            self.provider, self.mailbox, answer.describe(), "; " + hint if hint else ""),
-            transient=500 <= answer.status < 600)
+            self.provider, self.mailbox, answer.describe(), "; " + hint if hint else ""))
 
     # --- what a provider says ----------------------------------------------------------------------
     def _check_size(self, message):
