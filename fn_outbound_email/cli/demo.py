@@ -5,7 +5,8 @@ No SOAR and no mail server needed: a bundled sample incident is served by an
 offline SOAR stand-in, the request goes through send_email2's own code
 (``build_request``, ``Mailer.prepare``/``deliver``, ``result_content``) and is
 delivered over real SMTP to a receiver on 127.0.0.1. What the receiver got is
-saved as an .eml file.
+saved as an .eml file. With ``--transport graph`` it goes through the Microsoft Graph transport instead, to a
+local Graph stand-in (cli/local_graph.py) that also issues the app-only token.
 """
 
 import contextlib
@@ -16,6 +17,7 @@ from email.utils import parseaddr
 
 from fn_outbound_email.cli.common import (EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts,
                                           parse_message, print_template_warnings, report_failure, write_file)
+from fn_outbound_email.cli.local_graph import LocalGraphServer
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.components.funct_send_email2 import build_request, result_content
@@ -48,6 +50,9 @@ def register(subparsers):
                         help="incident JSON, as GET /rest/orgs/<org>/incidents/<id>?handle_format=names returns it "
                              "(default: the bundled sample incident)")
     parser.add_argument("--out", metavar="DIR", default="outbox", help="folder for the .eml file (default: ./outbox)")
+    parser.add_argument("--transport", choices=("smtp", "graph"), default="smtp",
+                        help="smtp (default): deliver over SMTP to a local receiver; graph: through the Microsoft "
+                             "Graph transport (app-only token, sendMail) to a local Graph endpoint")
     parser.add_argument("--sign", action="store_true",
                         help="sign with S/MIME using a throwaway test identity made for this run; its CA "
                              "certificate is saved next to the .eml so the signature can be verified")
@@ -87,9 +92,7 @@ def _demo(args):
     data = load_incident_data(incident=args.incident)
 
     with contextlib.ExitStack() as cleanup:
-        server = cleanup.enter_context(LocalSmtpServer())
-        app_config = {"smtp_server": server.host, "smtp_port": str(server.port), "smtp_ssl_mode": "None",
-                      "smtp_conn_timeout": "10", "smtp_retries": "0", "date_format": DEMO_DATE_FORMAT}
+        server, app_config = _receiver(cleanup, getattr(args, "transport", "smtp"))
         ca_cert_pem = None
         if args.sign:
             # the private key exists only in this folder, which is removed when the demo ends
@@ -111,6 +114,20 @@ def _demo(args):
     _print_summary(server, received[0], result, eml_path, ca_path, template_path)
     print_template_warnings(COMMAND, renderer)
     return EXIT_OK
+
+
+def _receiver(cleanup, transport):
+    """The local receiver of ``transport``, started, and the app.config that sends to it."""
+    app_config = {"smtp_conn_timeout": "10", "smtp_retries": "0", "date_format": DEMO_DATE_FORMAT}
+    if transport == "graph":
+        server = cleanup.enter_context(LocalGraphServer())
+        app_config.update(transport="graph", graph_url=server.base_url, oauth2_grant="client_credentials",
+                          client_id=server.client_id, client_secret=server.client_secret, token_url=server.token_url,
+                          oauth2_subject=parseaddr(DEMO_SENDER)[1])
+        return server, app_config
+    server = cleanup.enter_context(LocalSmtpServer())
+    app_config.update(smtp_server=server.host, smtp_port=str(server.port), smtp_ssl_mode="None")
+    return server, app_config
 
 
 def _configure_signing(app_config, key_folder):
@@ -136,15 +153,17 @@ def _print_summary(server, received, result, eml_path, ca_path, template_path):
     bcc_only = [address for address in received.rcpt_tos if address.lower() not in header_recipients]
     attachments = result["attachments"]
     lines = [
-        "Sent a mail about the sample incident through send_email2's code path to the local SMTP server "
-        "{0}:{1}.".format(server.host, server.port),
+        "Sent a mail about the sample incident through send_email2's code path to the {0} "
+        "{1}:{2}.".format(getattr(server, "description", "local SMTP server"), server.host, server.port),
         "",
         "  Template:     {0}".format(template_path),
         "  Subject:      {0}".format(str(message["Subject"]).strip()),   # a folded Subject starts with a blank
         "  From:         {0}".format(message["From"]),
         "  To:           {0}".format(message["To"]),
         "  Cc:           {0}".format(message["Cc"]),
-        "  Bcc:          {0} (in the SMTP envelope only, never in a header)".format(", ".join(bcc_only) or "-"),
+        "  Bcc:          {0} ({1})".format(", ".join(bcc_only) or "-", "in the SMTP envelope only, never in a header"
+                                            if isinstance(server, LocalSmtpServer) else
+                                            "in the request's Bcc header only, which the API removes before delivery"),
         "  Accepted by the server: {0}".format(", ".join(result["recipients"]["accepted"])),
         "  Message-ID:   {0}".format(result["message_id"]),
         "  Attachments:  {0}".format(", ".join(attachments["sent"]) or "-"),

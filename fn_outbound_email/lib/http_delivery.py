@@ -131,10 +131,19 @@ class HttpMailTransport:
     def __init__(self, settings, token_provider, requests_common):
         self._settings = settings
         self._tokens = token_provider
-        self._proxies = requests_common.get_proxies() if requests_common else None
+        # a local endpoint (tests, `outbound-email demo`) is reached directly, whatever proxy the host has
+        self._proxies = requests_common.get_proxies() if requests_common and not self._local() else None
         verify = requests_common.get_verify() if requests_common else None
         self._verify = True if verify is None else verify
         self.mailbox = settings.oauth2.subject
+
+    @property
+    def api_url(self):
+        return self._settings.graph_url if self.kind == "graph" else self._settings.gmail_api_url
+
+    def _local(self):
+        from urllib.parse import urlsplit
+        return urlsplit(self.api_url).hostname in ("127.0.0.1", "localhost", "::1")
 
     # --- public ------------------------------------------------------------------------------------
     def deliver(self, envelope_from, recipients, message, smtputf8=False):
@@ -226,7 +235,7 @@ class HttpMailTransport:
 
     # --- reasons -----------------------------------------------------------------------------------
     def _not_sent(self, err):
-        where = self._settings.graph_url if self.kind == "graph" else self._settings.gmail_api_url
+        where = self.api_url
         if isinstance(err, requests.exceptions.SSLError):
             return DeliveryError("TLS with {0} ({1}) failed ({2}); nothing was sent. If its certificate is not "
                                  "trusted, set verify in [fn_outbound_email] or [integrations] to the CA bundle "

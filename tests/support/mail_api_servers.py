@@ -5,45 +5,31 @@ test PKI, HTTP/1.1 keep-alive, in a thread.
 Each checks what the real service checks before it sends: the bearer token (issued by tests/oauth2_server.py:
 Graph's is an app-only JWT whose aud must be this endpoint and whose roles must hold Mail.Send; Gmail's must
 have been issued for the mailbox in the path with a scope that allows sending), the path, the Content-Type and
-the body. Then it does what the provider does with the MIME message: the recipients are To, Cc and Bcc, the
-Bcc header is removed, and what would be delivered is recorded as a ReceivedMessage (tests/smtp_server.py), so
-the SMTP tests' assertions apply. ``faults`` scripts the next answers (a status with headers and a JSON body,
-or DROP: the request is read and the connection closed without an answer).
+the body. Then it does what the provider does with the MIME message (cli/local_graph.py provider_delivery:
+the recipients are To, Cc and Bcc, the Bcc header is removed), and what would be delivered is recorded as a
+ReceivedMessage (tests/smtp_server.py), so the SMTP tests' assertions apply. ``faults`` scripts the next
+answers (a status with headers and a JSON body, or DROP: the request is read and the connection closed
+without an answer).
 """
 
 import base64
 import binascii
-import email.parser
-import email.policy
 import itertools
 import json
 import re
 import threading
-from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 import jwt
 
 from fn_outbound_email.cli.common import BackgroundServer
+from fn_outbound_email.cli.local_graph import provider_delivery
 from tests.oauth2_server import APP_TOKEN_KEY, _http_server
 from tests.smtp_server import ReceivedMessage
 
 DROP = "drop"
 GMAIL_SEND_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://mail.google.com/")
-_BCC_FIELD = re.compile(rb"(?im)^bcc:.*\r\n(?:[ \t].*\r\n)*")
-
-
-def provider_delivery(mailbox, mime):
-    """(recipients from To, Cc and Bcc, each once, in order; the message without its Bcc header)."""
-    end = mime.find(b"\r\n\r\n")
-    headers = email.parser.BytesHeaderParser(policy=email.policy.SMTPUTF8).parsebytes(mime[:end + 2])
-    recipients, seen = [], set()
-    for _, address in getaddresses([str(v) for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]):
-        if address and address.lower() not in seen:
-            seen.add(address.lower())
-            recipients.append(address)
-    return recipients, _BCC_FIELD.sub(b"", mime[:end + 2]) + mime[end + 2:]
 
 
 class MailApiTestServer(BackgroundServer):
@@ -79,7 +65,7 @@ class MailApiTestServer(BackgroundServer):
 
     def deliver(self, mailbox, mime):
         """Record what the provider delivers; the refusal when the message names no recipient, else None."""
-        recipients, delivered = provider_delivery(mailbox, mime)
+        recipients, delivered = provider_delivery(mime)
         if not recipients:
             return self.no_recipient()
         with self.lock:
