@@ -90,7 +90,13 @@ class GraphTestServer(MailApiTestServer):
         super().__init__(oauth, tls_context, port)
         self.allowed_mailboxes = None
         self.max_request_bytes = 4 * 1024 * 1024
-        oauth.graph_resources.append(self.base_url)
+        self.resource = None
+        self.serve_as(self.base_url)
+
+    def serve_as(self, url):
+        """The URL the app reaches this endpoint at (a proxy's, in front of it): its tokens' audience."""
+        self.resource = url
+        self.oauth.graph_resources.append(url)
 
     def answer(self, method, url, headers, body, token):
         match = self._PATH.match(url.path)
@@ -120,7 +126,7 @@ class GraphTestServer(MailApiTestServer):
         if token not in self.oauth.valid_access_tokens:
             return self._error(401, "Access token validation failure. Invalid audience.", "InvalidAuthenticationToken")
         claims = jwt.decode(token, APP_TOKEN_KEY, algorithms=["HS256"], options={"verify_aud": False})
-        if claims.get("aud") != self.base_url:
+        if claims.get("aud") != self.resource:
             return self._error(401, "Access token validation failure. Invalid audience.", "InvalidAuthenticationToken")
         if "Mail.Send" not in claims.get("roles", []):
             return self._error(403, "Access is denied. Check credentials and try again.", "ErrorAccessDenied")
