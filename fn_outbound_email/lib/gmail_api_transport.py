@@ -38,7 +38,7 @@ class GmailApiTransport(HttpMailTransport):
 
     def _check_size(self, message):
         if len(message) > GMAIL_MAX_MESSAGE_BYTES:
-            raise size_refusal(self.provider, len(message), GMAIL_MAX_MESSAGE_BYTES, "per message")
+            raise size_refusal(self.provider, len(message), GMAIL_MAX_MESSAGE_BYTES, "in one message")
 
     def _send_request(self, message):
         if len(message) > GMAIL_JSON_MAX_BYTES:

@@ -43,7 +43,7 @@ class GraphTransport(HttpMailTransport):
         encoded = 4 * -(-len(message) // 3)
         if encoded > GRAPH_MAX_REQUEST_BYTES:
             raise size_refusal(self.provider, len(message), GRAPH_MAX_REQUEST_BYTES,
-                               "per sendMail request, base64-encoded", body_size=encoded)
+                               "in one sendMail request", body_size=encoded)
 
     def _send_request(self, message):
         return "POST", self._send_url(), {"Content-Type": "text/plain"}, base64.b64encode(message)

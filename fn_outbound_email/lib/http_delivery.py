@@ -192,11 +192,11 @@ class HttpMailTransport:
                 return answer
             wait = answer.retry_after if answer.retry_after is not None else BACKOFF_SECONDS * (2 ** attempt)
             if attempt >= self._settings.retries or wait > MAX_RETRY_AFTER_SECONDS:
-                raise DeliveryError("{0} is busy and refused the request for now ({1}{2}); nothing was sent: try "
+                raise DeliveryError(_sentence("{0} is busy and refused the request for now ({1}{2}); nothing was sent: try "
                                     "again later, or raise smtp_retries".format(
                                         self.provider, answer.describe(),
                                         ", asking to wait {0:g} s".format(answer.retry_after)
-                                        if answer.retry_after is not None else ""), transient=True)
+                                        if answer.retry_after is not None else "")), transient=True)
             attempt += 1
             self._back_off(attempt, wait, "busy: " + answer.describe())
 
@@ -248,14 +248,15 @@ class HttpMailTransport:
                              "and the proxy settings".format(self.provider, where, _reason_of(err)), transient=True)
 
     def _uncertain(self, reason):
-        return DeliveryError("{0} did not confirm the message after it was sent ({1}); delivery is uncertain, "
-                             "so it was not sent again: check the recipients' mailboxes (or the Sent Items of {2}) "
-                             "before resending".format(self.provider, reason, self.mailbox), uncertain=True)
+        return DeliveryError(_sentence("{0} did not confirm the message after it was sent ({1}); delivery is "
+                                       "uncertain, so it was not sent again: check the recipients' mailboxes (or the "
+                                       "Sent Items of {2}) before resending".format(self.provider, reason,
+                                                                                    self.mailbox)), uncertain=True)
 
     def _refusal(self, answer, size):
         hint = self._refusal_hint(answer, size)
-        return DeliveryError("{0} refused the message for {1}: {2}{3}".format(
-            self.provider, self.mailbox, answer.describe(), "; " + hint if hint else ""))
+        return DeliveryError(_sentence("{0} refused the message for {1}: {2}{3}".format(
+            self.provider, self.mailbox, answer.describe(), "; " + hint if hint else "")))
 
     # --- what a provider says ----------------------------------------------------------------------
     def _check_size(self, message):
@@ -272,6 +273,11 @@ class HttpMailTransport:
 
     def _refusal_hint(self, answer, size):
         raise NotImplementedError
+
+
+def _sentence(text):
+    """``text`` starting with a capital ("the Gmail API ..." begins a reason)."""
+    return text[:1].upper() + text[1:]
 
 
 def _sleep(seconds):
@@ -297,5 +303,5 @@ def _reason_of(err):
 def size_refusal(provider, size, limit, limit_text, body_size=None):
     """The MailError for a message over a provider's limit, refused before anything is sent (both sizes named)."""
     encoded = "" if body_size is None else " ({0} bytes base64-encoded)".format(body_size)
-    return MailError("The message is {0} bytes{1}, more than the {2} bytes {3} takes ({4}); nothing was sent: send "
+    return MailError("The message is {0} bytes{1}, more than the {2} bytes {3} takes {4}; nothing was sent: send "
                      "fewer or smaller attachments".format(size, encoded, limit, provider, limit_text))
