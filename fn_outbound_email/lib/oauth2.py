@@ -52,7 +52,8 @@ CLIENT_SECRET_HINTS = {
                       "and not expired) and the tenant in token_url",
     "unauthorized_client": "client_id is not an application of the tenant in token_url, or it may not use the "
                            "client credentials grant",
-    "invalid_scope": "check scope (Microsoft 365: https://outlook.office365.com/.default)",
+    "invalid_scope": "check scope (Microsoft 365 over SMTP: https://outlook.office365.com/.default; with transport "
+                     "= graph leave scope unset: <graph_url>/.default)",
 }
 CLIENT_CERTIFICATE_HINTS = dict(
     CLIENT_SECRET_HINTS,
