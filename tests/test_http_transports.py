@@ -123,7 +123,7 @@ def test_gmail_large_message_goes_to_the_media_upload_endpoint_intact(api):
 @pytest.mark.parametrize("api", ["graph"], indirect=True)
 def test_graph_message_over_the_request_limit_is_refused_before_sending_naming_both_sizes(api):
     with pytest.raises(MailError) as failure:
-        send(api.mailer(), body="x" * 70 + "\n" * 0 + ("y" * 76 + "\n") * (GRAPH_MAX_REQUEST_BYTES // 100))
+        send(api.mailer(), body=("y" * 76 + "\n") * (GRAPH_MAX_REQUEST_BYTES // 100))
     reason = str(failure.value)
     assert str(GRAPH_MAX_REQUEST_BYTES) in reason and "bytes base64-encoded), more than" in reason
     assert "nothing was sent" in reason
@@ -133,9 +133,11 @@ def test_graph_message_over_the_request_limit_is_refused_before_sending_naming_b
 @pytest.mark.parametrize("api", ["gmail_api"], indirect=True)
 def test_gmail_message_over_35_mb_is_refused_before_sending(api):
     transport = build_transport(load_settings(api.opts()))
+    message = b"To: alice@example.com\r\n\r\n" + b"x" * GMAIL_MAX_MESSAGE_BYTES
     with pytest.raises(MailError) as failure:
-        transport.deliver(MAILBOX, ["alice@example.com"], b"To: alice@example.com\r\n\r\n" + b"x" * GMAIL_MAX_MESSAGE_BYTES)
-    assert str(GMAIL_MAX_MESSAGE_BYTES) in str(failure.value) and str(GMAIL_MAX_MESSAGE_BYTES + 25) in str(failure.value)
+        transport.deliver(MAILBOX, ["alice@example.com"], message)
+    assert "The message is {0} bytes, more than the {1} bytes".format(len(message), GMAIL_MAX_MESSAGE_BYTES) in \
+        str(failure.value)
     assert api.server.requests == []
 
 

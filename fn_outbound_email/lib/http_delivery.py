@@ -192,11 +192,7 @@ class HttpMailTransport:
                 return answer
             wait = answer.retry_after if answer.retry_after is not None else BACKOFF_SECONDS * (2 ** attempt)
             if attempt >= self._settings.retries or wait > MAX_RETRY_AFTER_SECONDS:
-                raise DeliveryError(_sentence("{0} is busy and refused the request for now ({1}{2}); nothing was sent: try "
-                                    "again later, or raise smtp_retries".format(
-                                        self.provider, answer.describe(),
-                                        ", asking to wait {0:g} s".format(answer.retry_after)
-                                        if answer.retry_after is not None else "")), transient=True)
+                raise self._busy(answer)
             attempt += 1
             self._back_off(attempt, wait, "busy: " + answer.describe())
 
@@ -246,6 +242,12 @@ class HttpMailTransport:
                                      self.provider, _reason_of(err)), transient=True)
         return DeliveryError("Cannot connect to {0} at {1} ({2}); nothing was sent. Check the URL, DNS, firewalls "
                              "and the proxy settings".format(self.provider, where, _reason_of(err)), transient=True)
+
+    def _busy(self, answer):
+        asked = "" if answer.retry_after is None else ", asking to wait {0:g} s".format(answer.retry_after)
+        return DeliveryError(_sentence("{0} is busy and refused the request for now ({1}{2}); nothing was sent: try "
+                                       "again later, or raise smtp_retries".format(
+                                           self.provider, answer.describe(), asked)), transient=True)
 
     def _uncertain(self, reason):
         return DeliveryError(_sentence("{0} did not confirm the message after it was sent ({1}); delivery is "

@@ -296,8 +296,8 @@ def _app_mailbox(configs, why):
 
 def load_oauth2_settings(opts):
     """The OAuth2Settings of app.config (``opts``), None when OAuth2 is not configured."""
-    configs = opts.get(SECTION) or {}
-    return _oauth2(configs, _default_scope(_transport(configs), configs))
+    values = opts.get(SECTION) or {}
+    return _oauth2(values, _default_scope(_transport(values), values))
 
 
 def configured_templates(opts):
