@@ -19,13 +19,14 @@ from fn_outbound_email.lib import http_delivery
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, MailError
 from fn_outbound_email.lib.gmail_api_transport import GMAIL_JSON_MAX_BYTES, GMAIL_MAX_MESSAGE_BYTES
 from fn_outbound_email.lib.graph_transport import GRAPH_MAX_REQUEST_BYTES
-from fn_outbound_email.lib.mailer import MailRequest, build_transport
+from fn_outbound_email.lib.mailer import Mailer, MailRequest, build_transport
 from fn_outbound_email.lib.settings import SECTION, load_settings
 from fn_outbound_email.util.selftest import selftest_function
 from tests import config_section
 from tests.smtp_server import free_port
 from tests.soar_mock import INCIDENT_ID
 from tests.support.mail_api_apps import HTTP_TRANSPORTS, MAILBOX, MailApiSetup
+from tests.support.forward_proxy import ForwardProxy
 from tests.support.mail_api_servers import DROP
 from tests.test_smime import P12_PASSWORD, decrypt, verify, write_bytes
 
@@ -255,7 +256,6 @@ def test_an_api_that_is_down_is_transient_nothing_sent_and_retried(api, sleeps):
 def test_an_untrusted_certificate_is_refused_naming_verify(api):
     opts = api.opts()
     del opts[SECTION]["verify"]
-    from fn_outbound_email.lib.mailer import Mailer
     mailer = Mailer(load_settings(opts), soar=None, requests_common=RequestsCommon(opts, opts[SECTION]))
     with pytest.raises(DeliveryError) as failure:
         send(mailer)
@@ -321,6 +321,23 @@ def test_graph_needs_no_smtp_server_and_its_token_scope_follows_graph_url():
 
 def test_smtp_stays_the_default_transport():
     assert load_settings(config_section.section(25)).transport == "smtp"
+
+
+@pytest.mark.parametrize("transport", HTTP_TRANSPORTS)
+def test_the_api_and_the_token_endpoint_are_reached_through_the_proxy_of_app_config(transport, tls_pki, tmp_path):
+    """The API has a name (its certificate's), which only the proxy resolves: the mail can only go through it."""
+    with ForwardProxy() as proxy, MailApiSetup(transport, tls_pki, tmp_path,
+                                               tls_context=tls_pki.other_name_context) as api:
+        url = "https://{0}:{1}".format(tls_pki.OTHER_NAME, api.server.port)
+        if transport == "graph":
+            api.server.serve_as(url)
+        opts = api.opts(**{"graph_url" if transport == "graph" else "gmail_api_url": url})
+        opts["integrations"] = {"https_proxy": proxy.url, "http_proxy": proxy.url}
+        mailer = Mailer(load_settings(opts), soar=None, requests_common=RequestsCommon(opts, opts[SECTION]))
+        outcome = send(mailer)
+    assert outcome.accepted == ["alice@example.com"] and len(api.server.messages) == 1
+    assert "CONNECT {0}:{1}".format(tls_pki.OTHER_NAME, api.server.port) in proxy.targets
+    assert "POST {0}".format(api.oauth.token_url) in proxy.targets
 
 
 def test_the_proxy_comes_from_app_config_as_requests_common_reads_it():

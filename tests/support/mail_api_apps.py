@@ -35,13 +35,13 @@ def service_key():
 class MailApiSetup:
     """Context manager: the token endpoint and the API of ``transport``, and the app.config to reach them."""
 
-    def __init__(self, transport, tls_pki, folder, oauth_port=0, api_port=0):
+    def __init__(self, transport, tls_pki, folder, oauth_port=0, api_port=0, tls_context=None):
         self.transport = transport
         self.tls_pki = tls_pki
         self.folder = folder
         self.oauth = FakeOAuth2Server(port=oauth_port)
         server_class = GraphTestServer if transport == "graph" else GmailTestServer
-        self.server = server_class(self.oauth, tls_pki.context, port=api_port)
+        self.server = server_class(self.oauth, tls_context or tls_pki.context, port=api_port)
         self.oauth.roles = ["Mail.Send"]
         key = service_key()
         self.oauth.register_service_account(SERVICE_ACCOUNT, SERVICE_KEY_ID, key.public_key(),
