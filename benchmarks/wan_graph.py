@@ -15,10 +15,10 @@ import pathlib
 import tempfile
 import time
 
-from benchmarks.common import CountingSoarRest, Figure, app_settings, sample_mailer, templated_request
-from benchmarks.wan import BURST_SENDS, WAN_DELAY, _Wan, _WanFigure
+from benchmarks.common import CountingSoarRest, Figure, NamedFigure, app_settings, templated_request
+from benchmarks.wan import BURST_SENDS, WAN_DELAY, _Wan
 from benchmarks.wan_proxy import DelayProxy
-from fn_outbound_email.lib.smtp_pool import POOL
+from fn_outbound_email.lib.delivery.smtp.pool import POOL
 
 
 def _graph_burst():
@@ -27,8 +27,8 @@ def _graph_burst():
 
     from fn_outbound_email.lib.mailer import Mailer
     from fn_outbound_email.lib.settings import SECTION
-    from fn_outbound_email.lib.soar import SoarClient
-    from tests.pki import TlsPki
+    from fn_outbound_email.lib.soar.client import SoarClient
+    from tests.support.pki import TlsPki
     from tests.support.mail_api_apps import MailApiSetup
 
     with tempfile.TemporaryDirectory(prefix="wan-graph-") as folder:
@@ -78,5 +78,5 @@ def _measure(figure):
     return Figure(figure.name, figure.TARGET, measured=measured, detail=detail)
 
 
-graph_wan_ratio = _WanFigure("graph_wan_ratio", 0.8, _measure)
-graph_round_trips = _WanFigure("graph_round_trips", 1, _measure)
+graph_wan_ratio = NamedFigure("graph_wan_ratio", 0.8, _measure)
+graph_round_trips = NamedFigure("graph_round_trips", 1, _measure)

@@ -4,8 +4,8 @@
 Connects exactly as sending does (TLS mode, certificate check, AUTH with the
 password or XOAUTH2 after a token refresh), then NOOP and QUIT. No mail is
 sent. With ``transport = graph`` or ``gmail_api`` it gets an app-only token and asks the API to check the
-mailbox's send permission with a request that cannot send (lib/graph_transport.py and
-lib/gmail_api_transport.py say which and why). The reason of a failure says what failed and how to fix it.
+mailbox's send permission with a request that cannot send (lib/delivery/graph.py and
+lib/delivery/gmail_api.py say which and why). The reason of a failure says what failed and how to fix it.
 """
 
 import logging

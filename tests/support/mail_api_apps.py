@@ -15,9 +15,9 @@ from resilient_lib import RequestsCommon
 
 from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import GMAIL_SEND_SCOPE, SECTION, load_settings
-from tests import config_section
-from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, FakeOAuth2Server
+from tests.support import config_section
 from tests.support.mail_api_servers import GmailTestServer, GraphTestServer
+from tests.support.oauth2_server import CLIENT_ID, CLIENT_SECRET, FakeOAuth2Server
 
 HTTP_TRANSPORTS = ("graph", "gmail_api")
 MAILBOX = "soar@example.com"

@@ -25,8 +25,8 @@ import jwt
 
 from fn_outbound_email.cli.common import BackgroundServer
 from fn_outbound_email.cli.local_graph import provider_delivery
-from tests.oauth2_server import APP_TOKEN_KEY, _http_server
-from tests.smtp_server import ReceivedMessage
+from tests.support.oauth2_server import APP_TOKEN_KEY, _http_server
+from tests.support.smtp_server import ReceivedMessage
 
 DROP = "drop"
 GMAIL_SEND_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://mail.google.com/")
