@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from benchmarks import (compose_ratio, memory_ratio, render_worker_latency, rest_calls, rest_time, send_ratio,
-                        smime_ratio, wan)
+                        smime_ratio, wan, wan_graph)
 from benchmarks.common import Figure, machine
 
 # name -> an object with measure() and TARGET (a module, or one of benchmarks/wan.py's figures)
@@ -23,6 +23,8 @@ FIGURES = {
     "wan_fresh_ratio": wan.wan_fresh_ratio,
     "wan_burst_ratio": wan.wan_burst_ratio,
     "round_trips_fresh": wan.round_trips_fresh,
+    "graph_wan_ratio": wan_graph.graph_wan_ratio,
+    "graph_round_trips": wan_graph.graph_round_trips,
     "render_worker_ms": render_worker_latency,
 }
 
