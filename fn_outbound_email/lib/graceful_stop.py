@@ -14,10 +14,11 @@ An invocation is in flight from its message's arrival until resilient-circuits h
 
 import json
 import logging
-import os
 import signal
 import threading
 import time
+
+from circuits.core.events import signal as circuits_signal
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class GracefulStop:
         self._in_flight = set()          # STOMP message ids whose final reply has not been sent
         self.draining = False
         self._exiting = False
+        self._root = None                # the circuits root manager, which fires the final signal event
 
     def admit(self, event):
         """Called for each function message before the function runs: False (and the event held back) while
@@ -77,7 +79,7 @@ class GracefulStop:
         with self._lock:
             return len(self._in_flight)
 
-    def on_signal(self, event, signo, opts):
+    def on_signal(self, event, signo, opts, component):
         """The first SIGTERM starts the drain (the signal goes no further); any later signal passes on."""
         if signo != signal.SIGTERM:
             return
@@ -86,6 +88,7 @@ class GracefulStop:
                 self._exiting = True
                 return
             self.draining = True
+            self._root = component.root
             timeout = _drain_timeout(opts)
             LOG.info("SIGTERM: taking no new invocations; waiting up to %s s (smtp_conn_timeout) for %s in flight",
                      timeout, len(self._in_flight))
@@ -104,8 +107,9 @@ class GracefulStop:
                         len(left), timeout, ", ".join(left))
         else:
             LOG.info("All invocations in flight have finished and been answered: stopping")
-        # the same way resilient-circuits stops on SIGTERM, now that nothing is in flight
-        os.kill(os.getpid(), signal.SIGTERM)
+        # the same way resilient-circuits stops on SIGTERM, now that nothing is in flight: its signal event,
+        # fired from this thread as circuits allows (a real signal sent now could leave the loop asleep)
+        self._root.fire(circuits_signal(signal.SIGTERM, None))
 
 
 GRACEFUL_STOP = GracefulStop()

@@ -128,7 +128,7 @@ def invocation_handlers(function_name):
         # before resilient-circuits' own signal handlers (priority 0), which exit at once
         @handler("signal", channel="*", priority=100)
         def _stop_gracefully(self, event, signo, stack):
-            GRACEFUL_STOP.on_signal(event, signo, getattr(self, "opts", None) or {})
+            GRACEFUL_STOP.on_signal(event, signo, getattr(self, "opts", None) or {}, self)
 
         # after the STOMP component's send (priority 0): the reply has gone out
         @handler("Send", channel="*", priority=-100)
