@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+"""python -m benchmarks.replicas [--json]: `resilient-circuits run` replicas as deployed (README "Scaling out").
+
+Real parts as in tests/deployed/: ActiveMQ (STOMP over TLS), the SOAR simulator, replicas started as processes.
+
+* mails per second with 1 and with 2 replicas (num_workers 10 each), INVOCATIONS send_email2 invocations
+  through a relay 50 ms away (benchmarks/wan_proxy.py in front of the local receiver), from the first publish
+  to the last final reply;
+* duplicates per kill: 20 invocations over 2 replicas, one replica stopped while its sends wait for the
+  receiver's answer to DATA (tests/support/slow_receiver.py), with SIGKILL and with SIGTERM (graceful);
+  the extra copies the receiver got, averaged over KILL_ROUNDS.
+"""
+
+import argparse
+import json
+import pathlib
+import signal
+import tempfile
+import time
+from collections import Counter
+
+from benchmarks.wan_proxy import DelayProxy
+
+INVOCATIONS = 40
+KILL_INVOCATIONS = 20
+KILL_ROUNDS = 3
+WAN_DELAY = 0.025           # one way: a 50 ms round trip
+DATA_DELAY = 1.0
+
+
+class _Deployment:
+    def __enter__(self):
+        from tests.pki import TlsPki
+        from tests.smtp_server import free_port
+        from tests.support.activemq import ActiveMqBroker
+        from tests.support.soar_simulator import ORG_ID, SoarSimulator
+        from tests.support.stomp_publisher import StompPublisher
+        self._folder = tempfile.TemporaryDirectory(prefix="replicas-bench-")
+        self.folder = pathlib.Path(self._folder.name)
+        self.pki = TlsPki(self.folder)
+        self.broker = ActiveMqBroker(self.folder, ca=self.pki.ca).__enter__()
+        self.soar = SoarSimulator(self.pki.context, free_port()).__enter__()
+        self.publisher = StompPublisher(self.broker.port, self.pki.ca_file, ORG_ID).__enter__()
+        self._count = 0
+        return self
+
+    def __exit__(self, *exc_info):
+        self.publisher.__exit__(*exc_info)
+        self.soar.__exit__(*exc_info)
+        self.broker.__exit__(*exc_info)
+        self._folder.cleanup()
+
+    def replicas(self, count, smtp_port):
+        from tests.support.circuits_process import CircuitsProcess, app_config_text
+        started = []
+        for _ in range(count):
+            self._count += 1
+            folder = self.folder / "replica{0}".format(self._count)
+            folder.mkdir()
+            started.append(CircuitsProcess(folder, app_config_text(self.soar.port, self.broker.port,
+                                                                   self.pki.ca_file, smtp_port)).start())
+        for process in started:
+            process.wait_subscribed()
+        return started
+
+    def invoke(self, count, tag):
+        from tests.support.soar_simulator import INCIDENT_ID
+        return {self.publisher.invoke("send_email2", {
+            "mail_to": "analyst@example.com", "mail_incident_id": INCIDENT_ID,
+            "mail_subject": "{0} {1}".format(tag, number), "mail_body": "benchmark"}): "{0} {1}".format(tag, number)
+            for number in range(count)}
+
+
+def _stop(processes):
+    for process in processes:
+        process.stop()
+
+
+def mails_per_second(deployment, replica_count):
+    from tests.smtp_server import SmtpTestServer
+    with SmtpTestServer() as receiver, DelayProxy(receiver.port, delay=WAN_DELAY) as relay:
+        processes = deployment.replicas(replica_count, relay.port)
+        try:
+            deployment.publisher.final_replies(list(deployment.invoke(2, "warm-up {0}".format(replica_count))), 120)
+            started = time.perf_counter()
+            subjects = deployment.invoke(INVOCATIONS, "throughput {0}".format(replica_count))
+            finals = deployment.publisher.final_replies(list(subjects), 300)
+            elapsed = time.perf_counter() - started
+        finally:
+            _stop(processes)
+    answered = sum(1 for replies in finals.values() if replies)
+    return answered / elapsed, answered
+
+
+def duplicates_per_kill(deployment, signo):
+    from tests.support.slow_receiver import slow_receiver
+    duplicates, lost = [], 0
+    for round_number in range(KILL_ROUNDS):
+        with slow_receiver(DATA_DELAY) as receiver:
+            stopped, survivor = deployment.replicas(2, receiver.port)
+            try:
+                tag = "kill {0} {1}".format(signo.name, round_number)
+                subjects = deployment.invoke(KILL_INVOCATIONS, tag)
+                stopped.wait_for("StatusMessage: Delivering <soar.")
+                stopped.signal(signo)
+                deployment.publisher.final_replies(list(subjects), 120)
+            finally:
+                _stop([stopped, survivor])
+            copies = Counter(mail.message["Subject"] for mail in receiver.messages)
+            duplicates.append(sum(copies[subject] - 1 for subject in subjects.values() if copies[subject]))
+            lost += sum(1 for subject in subjects.values() if not copies[subject])
+    return sum(duplicates) / len(duplicates), duplicates, lost
+
+
+def measure():
+    with _Deployment() as deployment:
+        one, answered_one = mails_per_second(deployment, 1)
+        two, answered_two = mails_per_second(deployment, 2)
+        kill_mean, kill_rounds, kill_lost = duplicates_per_kill(deployment, signal.SIGKILL)
+        term_mean, term_rounds, term_lost = duplicates_per_kill(deployment, signal.SIGTERM)
+    return {"mails_per_second_1_replica": round(one, 2), "mails_per_second_2_replicas": round(two, 2),
+            "scaling_2_over_1": round(two / one, 2), "answered": [answered_one, answered_two],
+            "invocations": INVOCATIONS, "relay_rtt_ms": 2000 * WAN_DELAY,
+            "duplicates_per_sigkill": kill_mean, "sigkill_rounds": kill_rounds, "lost_after_sigkill": kill_lost,
+            "duplicates_per_sigterm": term_mean, "sigterm_rounds": term_rounds, "lost_after_sigterm": term_lost,
+            "kill_invocations": KILL_INVOCATIONS, "data_delay_s": DATA_DELAY}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.replicas", description=__doc__.split(":", 1)[1])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    figures = measure()
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for name, value in figures.items():
+            print("{0}: {1}".format(name, value))
+
+
+if __name__ == "__main__":
+    main()
