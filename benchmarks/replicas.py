@@ -6,12 +6,15 @@ Real parts as in tests/deployed/: ActiveMQ (STOMP over TLS), the SOAR simulator,
 * mails per second with 1 and with 2 replicas (num_workers 10 each), INVOCATIONS send_email2 invocations
   through a relay 50 ms away (benchmarks/wan_proxy.py in front of the local receiver), from the first publish
   to the last final reply;
-* duplicates per kill: 20 invocations over 2 replicas, one replica stopped while its sends wait for the
-  receiver's answer to DATA (tests/support/slow_receiver.py), with SIGKILL and with SIGTERM (graceful);
-  the extra copies the receiver got, averaged over KILL_ROUNDS.
+* duplicates per kill, worst case: 20 invocations over 2 replicas, one replica stopped while all its sends
+  wait for the receiver's answer to DATA (tests/support/slow_receiver.py), with SIGKILL and with SIGTERM
+  (graceful); the extra copies the receiver got, averaged over KILL_ROUNDS;
+* duplicates per kill, in a stream: INVOCATIONS invocations through the 50 ms relay, one replica killed
+  (SIGKILL) once it has sent its first mail.
 """
 
 import argparse
+import contextlib
 import json
 import pathlib
 import signal
@@ -92,16 +95,16 @@ def mails_per_second(deployment, replica_count):
     return answered / elapsed, answered
 
 
-def duplicates_per_kill(deployment, signo):
-    from tests.support.slow_receiver import slow_receiver
+def _kill_rounds(deployment, receiver_factory, count, wait_text, signo, tag):
+    """KILL_ROUNDS rounds: 2 replicas, ``count`` invocations, one replica sent ``signo`` once its log shows
+    ``wait_text``; (mean extra copies per round, extra copies of each round, invocations with no mail)."""
     duplicates, lost = [], 0
     for round_number in range(KILL_ROUNDS):
-        with slow_receiver(DATA_DELAY) as receiver:
-            stopped, survivor = deployment.replicas(2, receiver.port)
+        with receiver_factory() as (receiver, port):
+            stopped, survivor = deployment.replicas(2, port)
             try:
-                tag = "kill {0} {1}".format(signo.name, round_number)
-                subjects = deployment.invoke(KILL_INVOCATIONS, tag)
-                stopped.wait_for("StatusMessage: Delivering <soar.")
+                subjects = deployment.invoke(count, "{0} {1}".format(tag, round_number))
+                stopped.wait_for(wait_text)
                 stopped.signal(signo)
                 deployment.publisher.final_replies(list(subjects), 120)
             finally:
@@ -112,17 +115,45 @@ def duplicates_per_kill(deployment, signo):
     return sum(duplicates) / len(duplicates), duplicates, lost
 
 
+@contextlib.contextmanager
+def _slow_receiver():
+    from tests.support.slow_receiver import slow_receiver
+    with slow_receiver(DATA_DELAY) as receiver:
+        yield receiver, receiver.port
+
+
+@contextlib.contextmanager
+def _relayed_receiver():
+    from tests.smtp_server import SmtpTestServer
+    with SmtpTestServer() as receiver, DelayProxy(receiver.port, delay=WAN_DELAY) as relay:
+        yield receiver, relay.port
+
+
+def duplicates_per_kill(deployment, signo):
+    """All of the stopped replica's sends wait for the answer to DATA when it gets ``signo``."""
+    return _kill_rounds(deployment, _slow_receiver, KILL_INVOCATIONS, "StatusMessage: Delivering <soar.", signo,
+                        "kill {0}".format(signo.name))
+
+
+def duplicates_per_kill_in_stream(deployment):
+    """SIGKILL mid-stream through the 50 ms relay, once the replica has sent its first mail."""
+    return _kill_rounds(deployment, _relayed_receiver, INVOCATIONS, "Sent <soar.", signal.SIGKILL, "stream kill")
+
+
 def measure():
     with _Deployment() as deployment:
         one, answered_one = mails_per_second(deployment, 1)
         two, answered_two = mails_per_second(deployment, 2)
         kill_mean, kill_rounds, kill_lost = duplicates_per_kill(deployment, signal.SIGKILL)
         term_mean, term_rounds, term_lost = duplicates_per_kill(deployment, signal.SIGTERM)
+        stream_mean, stream_rounds, stream_lost = duplicates_per_kill_in_stream(deployment)
     return {"mails_per_second_1_replica": round(one, 2), "mails_per_second_2_replicas": round(two, 2),
             "scaling_2_over_1": round(two / one, 2), "answered": [answered_one, answered_two],
             "invocations": INVOCATIONS, "relay_rtt_ms": 2000 * WAN_DELAY,
             "duplicates_per_sigkill": kill_mean, "sigkill_rounds": kill_rounds, "lost_after_sigkill": kill_lost,
             "duplicates_per_sigterm": term_mean, "sigterm_rounds": term_rounds, "lost_after_sigterm": term_lost,
+            "duplicates_per_sigkill_in_stream": stream_mean, "stream_rounds": stream_rounds,
+            "lost_after_sigkill_in_stream": stream_lost,
             "kill_invocations": KILL_INVOCATIONS, "data_delay_s": DATA_DELAY}
 
 

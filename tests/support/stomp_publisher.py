@@ -26,6 +26,12 @@ class _ReplyListener(stomp.ConnectionListener):
     def on_message(self, frame):
         self._publisher._take_reply(frame)
 
+    def on_error(self, frame):
+        self._publisher.errors.append("ERROR frame: {0} {1}".format(frame.headers, frame.body))
+
+    def on_disconnected(self):
+        self._publisher.errors.append("disconnected from the broker")
+
 
 class StompPublisher:
     """``with StompPublisher(port, ca_file, org_id) as soar: soar.invoke(...); soar.final_replies(ids, timeout)``.
@@ -44,6 +50,7 @@ class StompPublisher:
         self._replies = defaultdict(list)          # correlation-id -> [reply dict, ...]
         self._changed = threading.Condition()
         self._workflow_instance = 9000
+        self.errors = []                           # what went wrong on the connection, for failure messages
 
     def __enter__(self):
         self._connection.connect("soar-simulator", "not-checked", wait=True)
@@ -55,8 +62,14 @@ class StompPublisher:
             self._connection.disconnect()
 
     def _take_reply(self, frame):
+        # an exception here would end stomp.py's receiver thread and with it the connection: note it instead
+        try:
+            reply = json.loads(frame.body)
+        except (TypeError, ValueError) as err:
+            self.errors.append("unreadable reply {0!r}: {1}".format(frame.body[:200], err))
+            return
         with self._changed:
-            self._replies[frame.headers.get("correlation-id")].append(json.loads(frame.body))
+            self._replies[frame.headers.get("correlation-id")].append(reply)
             self._changed.notify_all()
 
     def invoke(self, function_name, inputs, workflow_instance_id=None):
