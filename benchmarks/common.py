@@ -15,9 +15,9 @@ from aiosmtpd.controller import Controller
 from fn_outbound_email.cli.offline_soar import OfflineSoarRest, load_incident_data
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from fn_outbound_email.lib.soar import SoarClient
-from tests import config_section
-from tests.smtp_server import free_port, serve_on_bound_socket
+from fn_outbound_email.lib.soar.client import SoarClient
+from tests.support import config_section
+from tests.support.smtp_server import free_port, serve_on_bound_socket
 
 SHIPPED_TEMPLATE = "data/templates/example_send_email.jinja"
 SENDER = "SOAR <soar@example.com>"
@@ -40,6 +40,17 @@ class Figure:
     def as_dict(self):
         return {"measured": self.measured, "target": self.target, "pass": self.passed, "detail": self.detail,
                 "skipped": self.skipped}
+
+
+class NamedFigure:
+    """One of several figures a module measures, in the shape benchmarks/__main__.py expects (TARGET, measure());
+    ``measure`` is called with the figure."""
+
+    def __init__(self, name, target, measure):
+        self.name, self.TARGET, self._measure = name, target, measure
+
+    def measure(self):
+        return self._measure(self)
 
 
 def median(samples):

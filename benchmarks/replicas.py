@@ -33,8 +33,8 @@ DATA_DELAY = 1.0
 
 class _Deployment:
     def __enter__(self):
-        from tests.pki import TlsPki
-        from tests.smtp_server import free_port
+        from tests.support.pki import TlsPki
+        from tests.support.smtp_server import free_port
         from tests.support.activemq import ActiveMqBroker
         from tests.support.soar_simulator import ORG_ID, SoarSimulator
         from tests.support.stomp_publisher import StompPublisher
@@ -80,7 +80,7 @@ def _stop(processes):
 
 
 def mails_per_second(deployment, replica_count):
-    from tests.smtp_server import SmtpTestServer
+    from tests.support.smtp_server import SmtpTestServer
     with SmtpTestServer() as receiver, DelayProxy(receiver.port, delay=WAN_DELAY) as relay:
         processes = deployment.replicas(replica_count, relay.port)
         try:
@@ -124,7 +124,7 @@ def _slow_receiver():
 
 @contextlib.contextmanager
 def _relayed_receiver():
-    from tests.smtp_server import SmtpTestServer
+    from tests.support.smtp_server import SmtpTestServer
     with SmtpTestServer() as receiver, DelayProxy(receiver.port, delay=WAN_DELAY) as relay:
         yield receiver, relay.port
 

@@ -10,7 +10,7 @@ import threading
 
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.lib.settings import resolve_package_path
-from fn_outbound_email.lib.templating import renderer as app_renderer
+from fn_outbound_email.lib.templates.render import renderer as app_renderer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,7 +76,7 @@ def error(command, message):
 
 
 def print_template_warnings(command, renderer):
-    """The template's mistakes that rendered silently (see lib/template_check.py), one line each, on stderr."""
+    """The template's mistakes that rendered silently (see lib/templates/check.py), one line each, on stderr."""
     for name, warning in renderer.warnings:
         print("outbound-email {0}: warning: {1} {2}".format(command, name, warning), file=sys.stderr)
 
@@ -93,6 +93,20 @@ def report_failure(command, err, template_path=None):
         error(command, file_error_text(err))
         return EXIT_FAILED
     return None
+
+
+# where resilient-circuits looks for app.config when none is named (resilient.get_config_file), in that order
+DEFAULT_CONFIG_HELP = ("default: ./app.config, else ~/.resilient/app.config, when it exists; $APP_CONFIG_FILE, "
+                       "when set, wins over both")
+
+
+def default_app_config_path(path=None):
+    """``path`` (a -c option), else the app.config resilient-circuits would read when that exists, else None."""
+    if path:
+        return path
+    from resilient import get_config_file
+    default = get_config_file()
+    return default if os.path.isfile(default) else None
 
 
 def read_app_config(path):

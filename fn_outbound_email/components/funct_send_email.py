@@ -5,7 +5,7 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_lib import validate_fields
 
 from fn_outbound_email.lib.errors import MailError
-from fn_outbound_email.lib.invocation import current_invocation, invocation_handlers, redelivery_note, with_invocation
+from fn_outbound_email.lib.soar.invocation import current_invocation, invocation_handlers, redelivery_note, with_invocation
 from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
 PACKAGE_NAME = "fn_outbound_email"

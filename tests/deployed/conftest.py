@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from tests.smtp_server import free_port
+from tests.support.smtp_server import free_port
 from tests.support.activemq import ActiveMqBroker
 from tests.support.circuits_process import CircuitsProcess, app_config_text
 from tests.support.soar_simulator import ORG_ID, SoarSimulator

@@ -7,8 +7,8 @@ import ssl
 import pytest
 import stomp
 
-from tests.pki import make_ca
-from tests.smtp_server import SmtpTestServer
+from tests.support.pki import make_ca
+from tests.support.smtp_server import SmtpTestServer
 from tests.support.activemq import ActiveMqBroker
 from tests.support.circuits_process import CircuitsProcess, app_config_text
 

@@ -8,9 +8,9 @@ invocation to a replica started afterwards. Then the identity rules themselves, 
 import signal
 from types import SimpleNamespace
 
-from fn_outbound_email.lib import compose
-from fn_outbound_email.lib.addresses import parse_address
-from fn_outbound_email.lib.invocation import InvocationRegistry
+from fn_outbound_email.lib.message import compose
+from fn_outbound_email.lib.message.addresses import parse_address
+from fn_outbound_email.lib.soar.invocation import InvocationRegistry
 from tests.support.circuits_process import SLOWNESS
 from tests.support.slow_receiver import slow_receiver
 from tests.support.soar_simulator import INCIDENT_ID
@@ -81,7 +81,7 @@ def test_a_mail_message_id_given_by_the_caller_wins():
     from dataclasses import replace
 
     from fn_outbound_email.lib.mailer import MailRequest
-    from tests.config_section import mailer
+    from tests.support.config_section import mailer
     sender = mailer(25, from_email_address="soar@example.com")
     request = MailRequest(incident_id=INCIDENT_ID, to="analyst@example.com", body="text",
                           message_id="<given@example.com>", message_id_local_part="soar.0123abcd")

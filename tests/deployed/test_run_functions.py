@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.smtp_server import SmtpTestServer
+from tests.support.smtp_server import SmtpTestServer
 from tests.support.circuits_process import SLOWNESS
 from tests.support.soar_simulator import INCIDENT_ID
 

@@ -12,8 +12,8 @@ import signal
 import subprocess
 import time
 
-from tests.pki import p12_bytes, tls_server_identity
-from tests.smtp_server import free_port
+from tests.support.pki import p12_bytes, tls_server_identity
+from tests.support.smtp_server import free_port
 
 ACTIVEMQ_HOME = "/usr/share/activemq"
 SLOWNESS = float(os.environ.get("TEST_SLOWNESS", "1"))
@@ -96,7 +96,7 @@ class ActiveMqBroker:
         java = java_command()
         conf = self._write_config()
         # the port free_port() holds is released just before the broker binds it
-        from tests.smtp_server import take_bound_socket
+        from tests.support.smtp_server import take_bound_socket
         held = take_bound_socket(self.port)
         if held is not None:
             held.close()

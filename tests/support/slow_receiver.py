@@ -8,7 +8,7 @@ wait here.
 
 import asyncio
 
-from tests.smtp_server import RecordingHandler, SmtpTestServer
+from tests.support.smtp_server import RecordingHandler, SmtpTestServer
 
 
 class SlowRecordingHandler(RecordingHandler):

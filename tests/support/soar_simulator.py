@@ -4,7 +4,7 @@
 It answers what resilient-circuits asks at start-up (session, org, constants, field types, the app's functions
 from its own export.res, actions, connector queues, message destinations, configuration imports) and the
 incident, artifact, note, attachment and data-table reads the app makes, serving the sample incident of
-tests/soar_mock.py. Every request is recorded (``requests``: method, path, body); anything it does not know
+tests/support/soar_mock.py. Every request is recorded (``requests``: method, path, body); anything it does not know
 is answered 404 and recorded too, so a test can see what a real SOAR would have been asked.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from fn_outbound_email.lib.soar_setup import SHIPPED_EXPORT
-from tests.smtp_server import take_bound_socket
-from tests import soar_mock
+from fn_outbound_email.lib.soar.startup import SHIPPED_EXPORT
+from tests.support.smtp_server import take_bound_socket
+from tests.support import soar_mock
 
 ORG_ID = soar_mock.ORG_ID
 ORG_NAME = "Test Organization"

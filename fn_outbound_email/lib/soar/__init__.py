@@ -1,0 +1,1 @@
+"""SOAR's REST API: what a send reads from an incident (client) and the start-up changes (startup)."""
