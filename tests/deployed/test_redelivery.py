@@ -39,6 +39,29 @@ def test_a_killed_replicas_invocation_is_sent_again_with_the_same_message_id(rep
     assert "Redelivery of SOAR message" in second.output()
 
 
+def test_an_answered_invocation_was_acknowledged_and_is_not_sent_again(replicas, publisher):
+    # the acknowledgement goes out after the final reply (lib/soar/graceful_stop.py): it must go out all the same
+    with slow_receiver(0) as receiver:
+        [first] = replicas.start(1, receiver.port)
+        correlation_id = publisher.invoke("send_email2", {
+            "mail_to": "analyst@example.com", "mail_incident_id": INCIDENT_ID, "mail_subject": "answered once",
+            "mail_body": "once"})
+        [reply] = publisher.final_replies([correlation_id], REPLY_TIMEOUT)[correlation_id]
+        assert reply["results"]["success"] is True
+        first.signal(signal.SIGKILL)
+        assert first.wait_exit(30 * SLOWNESS) is not None
+        # a marker invocation after it: when the next replica has answered the marker, it would have had the
+        # first invocation too, had that still been on the queue
+        marker = publisher.invoke("send_email2", {
+            "mail_to": "analyst@example.com", "mail_incident_id": INCIDENT_ID, "mail_subject": "marker",
+            "mail_body": "marker"})
+        replicas.start(1, receiver.port)
+        assert publisher.final_replies([marker], REPLY_TIMEOUT)[marker]
+    subjects = [mail.message["Subject"] for mail in receiver.messages]
+    assert subjects.count("answered once") == 1
+    assert len([reply for reply in publisher.replies(correlation_id) if reply.get("complete")]) == 1
+
+
 def function_event(message_id, redelivered=False, workflow_instance=9001, function="send_email2"):
     headers = {"message-id": message_id, "destination": "/queue/actions.201.email_outbound"}
     if redelivered:

@@ -8,8 +8,12 @@ acknowledged: the broker gives them to another replica when this one has gone), 
 until their final reply has been sent, and then, or after smtp_conn_timeout at the latest, the process
 stops the way resilient-circuits always does. A second SIGTERM, or SIGINT (Ctrl-C), stops at once.
 
-An invocation is in flight from its message's arrival until resilient-circuits has sent its final reply
-(acknowledging the message just before).
+An invocation is in flight from its message's arrival until its final reply has been sent. resilient-circuits
+acknowledges the message just before it sends that reply; a replica that dies between the two leaves an
+invocation that SOAR never hears about again (acknowledged, so never redelivered; no answer). So the
+acknowledgement of an invocation in flight is held until its final reply has gone out: a replica that dies
+in between then leaves it to be delivered again (a mail with the same Message-ID, lib/soar/invocation.py)
+instead of leaving SOAR waiting.
 """
 
 import json
@@ -19,6 +23,7 @@ import threading
 import time
 
 from circuits.core.events import signal as circuits_signal
+from resilient_circuits.stomp_events import Ack
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class GracefulStop:
     def __init__(self):
         self._lock = threading.Condition()
         self._in_flight = set()          # STOMP message ids whose final reply has not been sent
+        self._held_acks = {}             # STOMP message id -> (component, Ack event) held until the reply is out
         self.draining = False
         self._exiting = False
         self._root = None                # the circuits root manager, which fires the final signal event
@@ -68,11 +74,28 @@ class GracefulStop:
             self._in_flight.add(message_id)
             return True
 
+    def hold_ack(self, ack_event, component):
+        """Called for each Ack before the STOMP component sends it: the Ack of an invocation in flight is
+        stopped and kept until its final reply has been sent (``reply_sent`` fires it again then)."""
+        message_id = getattr(ack_event, "message_id", None)
+        with self._lock:
+            if message_id not in self._in_flight or message_id in self._held_acks:
+                return
+            self._held_acks[message_id] = (component, ack_event)
+        ack_event.stop()
+
     def reply_sent(self, send_event):
         if getattr(getattr(send_event, "value", None), "errors", False) or not _is_final_reply(send_event):
             return
+        message_id = getattr(send_event, "message_id", None)
         with self._lock:
-            self._in_flight.discard(getattr(send_event, "message_id", None))
+            held = self._held_acks.pop(message_id, None)
+        if held is not None:
+            component, ack_event = held
+            component.fire(Ack(ack_event.frame, message_id=message_id), *ack_event.channels)
+        with self._lock:
+            # after the Ack was fired: a stop that waits for this reaches the event loop after it
+            self._in_flight.discard(message_id)
             self._lock.notify_all()
 
     def in_flight(self):

@@ -115,7 +115,8 @@ def current_invocation(component):
 
 def invocation_handlers(function_name):
     """A mixin for a function component: notes each invocation of ``function_name`` before the function runs,
-    holds back new invocations while a graceful stop drains, and takes part in that stop (graceful_stop.py)."""
+    holds back new invocations while a graceful stop drains, takes part in that stop, and sends an invocation's
+    acknowledgement after its final reply (graceful_stop.py)."""
 
     class InvocationHandlers(object):
         # priority above the @app_function handler's 0: runs first, on the same event
@@ -129,6 +130,11 @@ def invocation_handlers(function_name):
         @handler("signal", channel="*", priority=100)
         def _stop_gracefully(self, event, signo, stack):
             GRACEFUL_STOP.on_signal(event, signo, getattr(self, "opts", None) or {}, self)
+
+        # before the STOMP component's ack (priority 0): an invocation's Ack waits for its final reply
+        @handler("Ack", channel="*", priority=10)
+        def _ack_after_reply(self, event, *args, **kwargs):
+            GRACEFUL_STOP.hold_ack(event, self)
 
         # after the STOMP component's send (priority 0): the reply has gone out
         @handler("Send", channel="*", priority=-100)
