@@ -36,6 +36,7 @@ class _Deployment:
         from tests.support.pki import TlsPki
         from tests.support.smtp_server import free_port
         from tests.support.activemq import ActiveMqBroker
+        from tests.support.circuits_process import Replicas
         from tests.support.soar_simulator import ORG_ID, SoarSimulator
         from tests.support.stomp_publisher import StompPublisher
         self._folder = tempfile.TemporaryDirectory(prefix="replicas-bench-")
@@ -44,27 +45,18 @@ class _Deployment:
         self.broker = ActiveMqBroker(self.folder, ca=self.pki.ca).__enter__()
         self.soar = SoarSimulator(self.pki.context, free_port()).__enter__()
         self.publisher = StompPublisher(self.broker.port, self.pki.ca_file, ORG_ID).__enter__()
-        self._count = 0
+        self._replicas = Replicas(self.folder, self.broker, self.soar, self.pki.ca_file)
         return self
 
     def __exit__(self, *exc_info):
+        self._replicas.stop_all()
         self.publisher.__exit__(*exc_info)
         self.soar.__exit__(*exc_info)
         self.broker.__exit__(*exc_info)
         self._folder.cleanup()
 
     def replicas(self, count, smtp_port):
-        from tests.support.circuits_process import CircuitsProcess, app_config_text
-        started = []
-        for _ in range(count):
-            self._count += 1
-            folder = self.folder / "replica{0}".format(self._count)
-            folder.mkdir()
-            started.append(CircuitsProcess(folder, app_config_text(self.soar.port, self.broker.port,
-                                                                   self.pki.ca_file, smtp_port)).start())
-        for process in started:
-            process.wait_subscribed()
-        return started
+        return self._replicas.start(count, smtp_port)
 
     def invoke(self, count, tag):
         from tests.support.soar_simulator import INCIDENT_ID
@@ -97,7 +89,8 @@ def mails_per_second(deployment, replica_count):
 
 def _kill_rounds(deployment, receiver_factory, count, wait_text, signo, tag):
     """KILL_ROUNDS rounds: 2 replicas, ``count`` invocations, one replica sent ``signo`` once its log shows
-    ``wait_text``; (mean extra copies per round, extra copies of each round, invocations with no mail)."""
+    ``wait_text``; (mean extra copies per round, extra copies of each round, invocations with no mail or no
+    final reply)."""
     duplicates, lost = [], 0
     for round_number in range(KILL_ROUNDS):
         with receiver_factory() as (receiver, port):
@@ -106,12 +99,12 @@ def _kill_rounds(deployment, receiver_factory, count, wait_text, signo, tag):
                 subjects = deployment.invoke(count, "{0} {1}".format(tag, round_number))
                 stopped.wait_for(wait_text)
                 stopped.signal(signo)
-                deployment.publisher.final_replies(list(subjects), 120)
+                finals = deployment.publisher.final_replies(list(subjects), 120)
             finally:
                 _stop([stopped, survivor])
             copies = Counter(mail.message["Subject"] for mail in receiver.messages)
             duplicates.append(sum(copies[subject] - 1 for subject in subjects.values() if copies[subject]))
-            lost += sum(1 for subject in subjects.values() if not copies[subject])
+            lost += sum(1 for cid, subject in subjects.items() if not copies[subject] or not finals[cid])
     return sum(duplicates) / len(duplicates), duplicates, lost
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.support.smtp_server import SmtpTestServer
-from tests.support.circuits_process import SLOWNESS
+from tests.support.circuits_process import SLOWNESS, Replicas
 from tests.support.soar_simulator import INCIDENT_ID
 
 REPLY_TIMEOUT = 60 * SLOWNESS
@@ -23,7 +23,6 @@ def receiver():
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, broker, soar, tls_pki, receiver):
     """One replica for the module."""
-    from tests.deployed.conftest import Replicas
     running = Replicas(tmp_path_factory.mktemp("run-functions"), broker, soar, tls_pki.ca_file)
     try:
         yield running.start(1, receiver.port)[0]

@@ -5,8 +5,10 @@ Each process gets its own app.config (``APP_CONFIG_FILE``), lock file (``APP_LOC
 file, pointing at the SOAR simulator (REST), the ActiveMQ broker (STOMP over TLS) and an SMTP receiver.
 ``CircuitsProcess.start`` returns at once; ``wait_subscribed`` waits (bounded) until the log says it is
 subscribed to the message destination. ``stop`` always ends the process (SIGTERM, then SIGKILL).
+``Replicas`` starts several `run` processes at once against one broker and SOAR and kills what is left.
 """
 
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -112,3 +114,32 @@ class CircuitsProcess:
         if self.wait_exit(timeout) is None:
             self.process.kill()
             self.process.wait(timeout=timeout)
+
+
+class Replicas:
+    """Starts `resilient-circuits run` processes against the broker and simulator; stops them all."""
+
+    def __init__(self, folder, broker, soar, ca_file):
+        self.folder, self.broker, self.soar, self.ca_file = folder, broker, soar, ca_file
+        self.processes = []
+
+    def start(self, count, smtp_port, **config):
+        started = []
+        for number in range(count):
+            folder = self.folder / "replica{0}".format(len(self.processes) + 1)
+            folder.mkdir()
+            text = app_config_text(self.soar.port, self.broker.port, self.ca_file, smtp_port, **config)
+            process = CircuitsProcess(folder, text).start()
+            self.processes.append(process)
+            started.append(process)
+        # they start in parallel; each must say it subscribed to the message destination
+        with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+            list(pool.map(lambda process: process.wait_subscribed(), started))
+        return started
+
+    def stop_all(self):
+        # a test ends its replicas itself when it means to; whatever still runs is killed at once
+        for process in self.processes:
+            process.signal(signal.SIGKILL)
+        for process in self.processes:
+            process.stop()
