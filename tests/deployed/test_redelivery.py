@@ -39,27 +39,31 @@ def test_a_killed_replicas_invocation_is_sent_again_with_the_same_message_id(rep
     assert "Redelivery of SOAR message" in second.output()
 
 
-def test_an_answered_invocation_was_acknowledged_and_is_not_sent_again(replicas, publisher):
-    # the acknowledgement goes out after the final reply (lib/soar/graceful_stop.py): it must go out all the same
+def test_answered_invocations_were_acknowledged_and_are_not_run_again(replicas, publisher):
+    # the acknowledgement goes out after the final reply (lib/soar/graceful_stop.py): it must go out all the
+    # same, after a sent mail and after an error (a missing mail_to: resilient-circuits' exception path)
     with slow_receiver(0) as receiver:
         [first] = replicas.start(1, receiver.port)
-        correlation_id = publisher.invoke("send_email2", {
+        sent = publisher.invoke("send_email2", {
             "mail_to": "analyst@example.com", "mail_incident_id": INCIDENT_ID, "mail_subject": "answered once",
             "mail_body": "once"})
-        [reply] = publisher.final_replies([correlation_id], REPLY_TIMEOUT)[correlation_id]
-        assert reply["results"]["success"] is True
+        failed = publisher.invoke("send_email2", {"mail_incident_id": INCIDENT_ID, "mail_body": "no recipient"})
+        finals = publisher.final_replies([sent, failed], REPLY_TIMEOUT)
+        assert finals[sent][0]["results"]["success"] is True and finals[failed][0]["message_type"] == 1
         first.signal(signal.SIGKILL)
         assert first.wait_exit(30 * SLOWNESS) is not None
-        # a marker invocation after it: when the next replica has answered the marker, it would have had the
-        # first invocation too, had that still been on the queue
+        # a marker invocation after them: once the next replica has answered it, it would have had the
+        # others too, had they still been on the queue
         marker = publisher.invoke("send_email2", {
             "mail_to": "analyst@example.com", "mail_incident_id": INCIDENT_ID, "mail_subject": "marker",
             "mail_body": "marker"})
-        replicas.start(1, receiver.port)
+        [second] = replicas.start(1, receiver.port)
         assert publisher.final_replies([marker], REPLY_TIMEOUT)[marker]
     subjects = [mail.message["Subject"] for mail in receiver.messages]
     assert subjects.count("answered once") == 1
-    assert len([reply for reply in publisher.replies(correlation_id) if reply.get("complete")]) == 1
+    for correlation_id in (sent, failed):
+        assert len([reply for reply in publisher.replies(correlation_id) if reply.get("complete")]) == 1
+    assert "Redelivery of SOAR message" not in second.output()
 
 
 def function_event(message_id, redelivered=False, workflow_instance=9001, function="send_email2"):

@@ -83,6 +83,13 @@ def test_failing_send_has_its_reason_in_the_final_reply(app, publisher, receiver
     assert not mails_with(receiver, "deployed failure")
 
 
+def test_bad_input_ends_with_an_error_reply(app, publisher):
+    # a missing mail_to stops the function with an exception: resilient-circuits answers with an error status
+    correlation_id = publisher.invoke("send_email2", {"mail_incident_id": INCIDENT_ID, "mail_body": "no recipient"})
+    reply = final_reply(publisher, correlation_id)
+    assert reply["message_type"] == 1 and "mail_to" in reply["message"]
+
+
 def test_each_replica_has_its_own_home_lock_and_log(app):
     # the process runs from its own folder: its lock file and its log are there, not in the user's HOME
     assert os.path.exists(os.path.join(app.folder, "circuits.lock"))

@@ -85,6 +85,8 @@ class GracefulStop:
         ack_event.stop()
 
     def reply_sent(self, send_event):
+        """Called after the STOMP component has sent a reply: a final one ends its invocation's flight and
+        releases its held Ack."""
         if getattr(getattr(send_event, "value", None), "errors", False) or not _is_final_reply(send_event):
             return
         message_id = getattr(send_event, "message_id", None)
@@ -97,10 +99,6 @@ class GracefulStop:
             # after the Ack was fired: a stop that waits for this reaches the event loop after it
             self._in_flight.discard(message_id)
             self._lock.notify_all()
-
-    def in_flight(self):
-        with self._lock:
-            return len(self._in_flight)
 
     def on_signal(self, event, signo, opts, component):
         """The first SIGTERM starts the drain (the signal goes no further); any later signal passes on."""
