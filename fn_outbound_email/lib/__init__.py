@@ -8,7 +8,8 @@
   every header line it writes), ``addresses`` (parsing and header checks), ``smime``.
 - ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:
   retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
-  sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport).
+  sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport; ``graph`` and
+  ``gmail_api``, the Microsoft Graph and Gmail API transports, over ``http_api``).
 - ``soar/``: SOAR's side: ``client`` (incident reads over REST), ``startup`` (the start-up customizations),
   ``invocation`` (the function invocation behind a call, from its STOMP message: the Message-ID it derives,
   redeliveries) and ``graceful_stop`` (SIGTERM lets sends in flight finish and be answered).
