@@ -5,13 +5,14 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_lib import validate_fields
 
 from fn_outbound_email.lib.errors import MailError
+from fn_outbound_email.lib.soar.invocation import current_invocation, invocation_handlers, redelivery_note, with_invocation
 from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
 PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email"
 
 
-class FunctionComponent(AppFunctionComponent):
+class FunctionComponent(invocation_handlers(FN_NAME), AppFunctionComponent):
     """Component that implements function 'send_email'"""
 
     def __init__(self, opts):
@@ -22,11 +23,12 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
         validate_fields(["mail_subject", "mail_incident_id"], fn_inputs)
         inputs = fn_inputs._asdict()
+        invocation = current_invocation(self)
         # v1 echoes [from, to, cc, bcc, subject] as sent; the raw inputs until the mailer has filled in defaults
         echoed = [inputs.get(name) or "" for name in ("mail_from", "mail_to", "mail_cc", "mail_bcc", "mail_subject")]
 
         def make_request(mailer):
-            request = build_request(inputs, mailer)
+            request = with_invocation(build_request(inputs, mailer), invocation)
             echoed[:] = [mailer.sender_for(request) or "", request.to, request.cc or "", request.bcc or "",
                          request.subject]
             return request
@@ -35,12 +37,13 @@ class FunctionComponent(AppFunctionComponent):
             outcome = yield from send_with_progress(self, make_request)
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
-            yield FunctionResult({"inputs": echoed, "message": str(err), "text": None, "success": False},
-                                 success=False, reason=str(err))
+            yield FunctionResult(dict({"inputs": echoed, "message": str(err), "text": None, "success": False},
+                                      **redelivery_note(invocation)), success=False, reason=str(err))
             return
 
         yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
-        yield FunctionResult({"inputs": echoed, "message": None, "text": outcome.body, "success": True})
+        yield FunctionResult(dict({"inputs": echoed, "message": None, "text": outcome.body, "success": True},
+                                  **redelivery_note(invocation)))
 
 
 def build_request(inputs, mailer):

@@ -5,13 +5,14 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_lib import str_to_bool, validate_fields
 
 from fn_outbound_email.lib.errors import MailError
+from fn_outbound_email.lib.soar.invocation import current_invocation, invocation_handlers, redelivery_note, with_invocation
 from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
 PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email2"
 
 
-class FunctionComponent(AppFunctionComponent):
+class FunctionComponent(invocation_handlers(FN_NAME), AppFunctionComponent):
     """Component that implements function 'send_email2'"""
 
     def __init__(self, opts):
@@ -21,7 +22,8 @@ class FunctionComponent(AppFunctionComponent):
     def _app_function(self, fn_inputs):
         yield self.status_message("Starting App Function: '{0}'".format(FN_NAME))
         validate_fields(["mail_to", "mail_incident_id"], fn_inputs)
-        request = build_request(fn_inputs._asdict())
+        invocation = current_invocation(self)
+        request = with_invocation(build_request(fn_inputs._asdict()), invocation)
         # a result names the sender used even when nothing was sent, as the original's does
         sender = [request.sender]
 
@@ -33,11 +35,12 @@ class FunctionComponent(AppFunctionComponent):
             outcome = yield from send_with_progress(self, make_request)
         except MailError as err:
             self.LOG.error("%s failed: %s", FN_NAME, err)
-            yield FunctionResult(failure_content(sender[0]), success=False, reason=str(err))
+            yield FunctionResult(dict(failure_content(sender[0]), **redelivery_note(invocation)), success=False,
+                                 reason=str(err))
             return
 
         yield self.status_message("Finished running App Function: '{0}'".format(FN_NAME))
-        yield FunctionResult(result_content(outcome))
+        yield FunctionResult(dict(result_content(outcome), **redelivery_note(invocation)))
 
 
 def build_request(inputs):

@@ -53,6 +53,7 @@ class MailRequest:
     in_reply_to: Optional[str] = None
     encryption_recipients: Optional[str] = None
     plain_text_only: bool = False          # send_email's mail_body_text is text even if it looks like HTML
+    message_id_local_part: Optional[str] = None   # a SOAR invocation's own (lib/soar/invocation.py), not random
     mail_inputs: Dict[str, object] = field(default_factory=dict)   # the template's `mail`
 
 
@@ -243,7 +244,7 @@ class Mailer:
         subject = check_header_text(request.subject, "mail_subject")
         importance = self._importance(request.importance)
         message_id = compose.normalize_message_id(request.message_id, "mail_message_id") or \
-            compose.new_message_id(sender)
+            compose.new_message_id(sender, request.message_id_local_part)
         in_reply_to = compose.normalize_message_id(request.in_reply_to, "mail_in_reply_to")
         recipient_certs = self._recipient_certificates(request.encryption_recipients)
 

@@ -332,7 +332,11 @@ def normalize_message_id(value, input_name):
     return message_id
 
 
-def new_message_id(sender):
+def new_message_id(sender, local_part=None):
+    """A Message-ID at the sender's domain: random, or ``local_part`` (the same for every delivery of one SOAR
+    invocation, lib/soar/invocation.py) when given."""
+    if local_part:
+        return "<{0}@{1}>".format(local_part, sender.domain)
     return make_msgid(domain=sender.domain)
 
 
