@@ -27,11 +27,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from email import headerregistry, policy, quoprimime
 from email.message import MIMEPart
+from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from typing import List, Optional
 
 from fn_outbound_email.lib import html_tokens
-from fn_outbound_email.lib.addresses import ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text, shown
+from fn_outbound_email.lib.addresses import (ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text,
+                                             decoded_header_text, shown)
 from fn_outbound_email.lib.html_tokens import END, TEXT, looks_like_html
 
 SMTP_POLICY = policy.SMTP
@@ -163,6 +165,12 @@ def safe_attachment_name(name):
     overrides such as U+202E, zero-width characters) are dropped, as they let
     ``invoice\u202efdp.exe`` show as "invoiceexe.pdf". A NUL (readers that stop
     there see another name) or a lone surrogate (not text) refuses the name.
+
+    Mail readers decode RFC 2047 encoded words in a file name too (Python's
+    ``get_filename`` among them), so it is the decoded name that is cleaned:
+    ``=?utf-8?q?=2E=2E=2Fx?=`` is ``../x`` to a reader. ``_attachment_part``
+    then reads the written name back and refuses it if a reader would see
+    anything else.
     """
     text = str(name or "")
     if "\x00" in text:
@@ -170,10 +178,22 @@ def safe_attachment_name(name):
     if LONE_SURROGATES.search(text):
         raise ValueError("Attachment {0} has a lone surrogate (U+D800..U+DFFF) in its name, which is not text; "
                          "rename the attachment".format(shown(text)))
-    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
-    base = posixpath.basename(ntpath.basename(text))
+    source = "The name of attachment {0}".format(shown(text))
+    # control characters written as they are are dropped (below); hidden in an encoded word they refuse the name
+    text = check_header_text(CONTROL_CHARS.sub("", text), source)
+    decoded = decoded_header_text(text, source)
+    if "\x00" in decoded or LONE_SURROGATES.search(decoded):
+        raise ValueError("{0} holds an RFC 2047 encoded word that decodes to a NUL or a lone surrogate; rename the "
+                         "attachment".format(source))
+    decoded = "".join(char for char in decoded if unicodedata.category(char) != "Cf")
+    base = posixpath.basename(ntpath.basename(decoded))
     base = CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
-    return check_header_text(base, "The name of attachment {0}".format(shown(text)))
+    return check_header_text(base, source)
+
+
+def _filename_read_back(head):
+    """The file name a reader gets from an attachment part's header bytes (``head``, ending in its CRLF)."""
+    return BytesParser(policy=policy.default).parsebytes(head + b"\r\n", headersonly=True).get_filename()
 
 
 # the longest line a 7bit part may have (RFC 5321 allows 998 octets; the rest is margin)
@@ -250,14 +270,20 @@ def _attachment_part(attachment):
     content = attachment.content
     if isinstance(content, str):
         content = content.encode("utf-8")
+    filename = safe_attachment_name(attachment.name)
     part = MIMEPart(policy=SMTP_POLICY)
-    part.set_content(b"", maintype=maintype, subtype=subtype, filename=safe_attachment_name(attachment.name))
+    part.set_content(b"", maintype=maintype, subtype=subtype, filename=filename)
     # the header lines as BytesGenerator writes them (fold_binary of each field), each checked, and the blank line;
     # the email package would hold a big attachment several times over (base64 str, its lines, the generator's
     # copy), so the body is encoded into the output
     source = "The {{0}} header of attachment {0}".format(shown(attachment.name))
     head = b"".join(verified_header_line(_folded(SMTP_POLICY, name, value, source.format(name)), source.format(name))
                     for name, value in part.raw_items())
+    read_back = _filename_read_back(head)
+    if read_back != filename:
+        raise ValueError("Attachment {0} would reach its recipients named {1}, not {2} (its name still holds "
+                         "encoded text a mail reader decodes); rename the attachment".format(
+                             shown(attachment.name), shown(read_back), shown(filename)))
     return [head + b"\r\n", _Base64Body(content)]
 
 
