@@ -6,9 +6,12 @@ The SMTP server accepts only access tokens the local token endpoint issued (and 
 
 import base64
 import logging
+import os
+import socket
 import sys
 import threading
 import time
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -26,6 +29,8 @@ from tests.function_runner import app_config, call_function
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 from tests.soar_mock import INCIDENT_ID, SoarMock
+
+SLOWNESS = float(os.environ.get("TEST_SLOWNESS", "1"))
 
 SCOPE = "https://mail.example.com/.default offline_access"
 APP_SMTP_PORT = free_port()
@@ -471,6 +476,37 @@ def test_oauth2_token_ignores_a_forged_callback_and_completes_the_real_sign_in(o
     assert "refresh_token = refresh-From-Code-" in command.out.text
     assert [form["code"] for form in oauth.token_requests] == ["code-2"]
     assert "ignored a callback with a wrong state" in command.err.text
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_ignores_a_callback_with_a_non_ascii_state(oauth, monkeypatch):
+    command = CommandRun(token_command(oauth), monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    oauth.state_override = "Zustand-\u00df\u2603"
+    forged = browser_visit(sign_in_url)
+    assert forged.status_code == 400 and "state does not match the one this command sent" in forged.text
+    oauth.state_override = None
+    page = browser_visit(sign_in_url)
+    assert command.finish() == 0, command.err.text
+    assert page.status_code == 200 and "Traceback" not in command.err.text
+
+
+def callback_port(sign_in_url):
+    redirect_uri = dict(parse_qsl(urlsplit(sign_in_url).query))["redirect_uri"]
+    return urlsplit(redirect_uri).port
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_a_silent_local_connection_does_not_hold_up_the_browser(oauth, monkeypatch):
+    from fn_outbound_email.cli import oauth2_token
+    monkeypatch.setattr(oauth2_token, "CALLBACK_REQUEST_TIMEOUT", 0.5 * SLOWNESS)
+    command = CommandRun(token_command(oauth), monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    with socket.create_connection(("127.0.0.1", callback_port(sign_in_url)), timeout=10 * SLOWNESS) as silent:
+        page = browser_visit(sign_in_url)                # answered while the silent connection is still open
+        assert page.status_code == 200 and "<h1>Success</h1>" in page.text
+        assert command.finish() == 0, command.err.text
+        assert silent.recv(1) == b""                     # the server dropped it at its request timeout
 
 
 @pytest.mark.usefixtures("no_default_app_config")
