@@ -231,6 +231,32 @@ def test_token_request_goes_through_the_app_proxy(oauth, smtp, monkeypatch):
     assert provider.access_token().value == "access-Token-1"
 
 
+@pytest.mark.parametrize("token_url, warned", [
+    ("http://login.example.invalid/token", True),
+    ("http://192.0.2.7/token", True),
+    ("http://127.0.0.1/token", False),
+    ("http://[::1]/token", False),
+    ("http://localhost/token", False),
+    ("HTTP://login.example.invalid/token", True),
+])
+def test_a_plain_http_token_url_to_another_host_is_warned_about(oauth, smtp, monkeypatch, caplog, token_url, warned):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    opts = section(oauth, smtp.port, token_url=token_url)
+    opts["integrations"] = {"http_proxy": oauth.base_url}       # the local server answers for every host
+    from resilient_lib import RequestsCommon
+    provider = OAuth2TokenProvider(load_settings(opts).oauth2, RequestsCommon(opts, opts["fn_outbound_email"]))
+    with caplog.at_level(logging.WARNING, logger=oauth2.__name__):
+        provider.access_token()
+    warnings = [record.getMessage() for record in caplog.records if "unencrypted" in record.getMessage()]
+    assert bool(warnings) is warned, warnings
+    if warned:
+        assert warnings == ["token_url {0} is plain http:// to a host other than this machine: the client "
+                            "credential, the refresh token and the access token cross the network unencrypted. "
+                            "Use an https:// token_url".format(token_url)]
+        assert CLIENT_SECRET not in warnings[0] and REFRESH_TOKEN not in warnings[0]
+
+
 def test_rotated_refresh_token_is_used_and_admin_warned(oauth, smtp, caplog):
     oauth.rotate = True               # the old refresh token stops working once a new one is issued
     clock = Clock()

@@ -16,6 +16,7 @@ never logged.
 
 import base64
 import binascii
+import ipaddress
 import logging
 import re
 import threading
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import NamedTuple, Optional
+from urllib.parse import urlsplit
 
 import requests
 from resilient_lib import RequestsCommon
@@ -143,6 +145,11 @@ def request_token(requests_common, token_url, form):
     Raises TokenEndpointError with the endpoint's ``error`` / ``error_description`` or the reason it
     could not be reached. Shared by the refresh-token grant and ``outbound-email oauth2-token``.
     """
+    if _cleartext_to_another_host(token_url):
+        # RFC 6749 3.2 requires TLS at the token endpoint; refusing would break setups IBM's app served
+        LOG.warning("token_url %s is plain http:// to a host other than this machine: the client credential, the "
+                    "refresh token and the access token cross the network unencrypted. Use an https:// token_url",
+                    token_url)
     try:
         with _token_bodies_unlogged():
             # the callback hands back every response, so 4xx bodies (the OAuth2 error) are read, not raised
@@ -169,6 +176,20 @@ def request_token(requests_common, token_url, form):
         raise TokenEndpointError("The OAuth2 token endpoint {0} answered HTTP {1} without an access_token; check "
                                  "token_url".format(token_url, response.status_code))
     return answer
+
+
+def _cleartext_to_another_host(url):
+    """Whether ``url`` is http:// to a host that is not a loopback address (or localhost)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:          # a name: it may resolve anywhere
+        return True
 
 
 def _lifetime_seconds(answer):
