@@ -12,7 +12,7 @@ import base64
 import pytest
 
 from fn_outbound_email.lib import oauth2
-from fn_outbound_email.lib.errors import DeliveryError
+from fn_outbound_email.lib.errors import DeliveryError, SmimeError
 from fn_outbound_email.lib.mailer import MailRequest
 from tests import pki
 from tests import config_section
@@ -93,7 +93,7 @@ class TestPasswordAndP12:
         mailer = config_section.mailer(SMTP_PORT, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
                                        from_email_address="soar@example.com", p12_signing_encrypting_cert=tls["p12"],
                                        p12_signing_encrypting_cert_password=wrong)
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(SmimeError, match="p12_signing_encrypting_cert") as raised:
             mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
         assert wrong not in str(raised.value)
         app_log.lines.append("(refused: {0})".format(raised.value))   # the reason counts as logged output

@@ -241,6 +241,33 @@ def test_revoked_token_gets_one_new_token_and_one_retry(grant, keys, oauth, smtp
     assert [m.message["Subject"] for m in smtp.messages] == ["first", "second"]
 
 
+@pytest.mark.parametrize("grant, first, second", [
+    ("client_secret", {"scope": M365_SCOPE}, {"scope": ""}),
+    ("client_secret", {}, {"client_secret": "another-Secret-8"}),
+    ("client_certificate", {}, {"client_certificate": "stranger"}),
+], ids=["scope", "secret", "certificate"])
+def test_settings_differing_in_one_credential_or_scope_get_their_own_token(grant, first, second, keys, oauth, smtp):
+    def provider(values):
+        values = dict(values)
+        if "client_certificate" in values:
+            values["client_certificate"] = keys["files"][values["client_certificate"]]
+        return OAuth2TokenProvider(load_settings(section(grant, keys, oauth, smtp.port, **values)).oauth2)
+
+    token = provider(first).access_token()
+    assert not token.cached and len(oauth.token_requests) == 1
+    assert provider(first).access_token() == token._replace(cached=True)       # the same settings share it
+    try:
+        other = provider(second).access_token()
+    except OAuth2Error as err:            # a wrong secret or certificate: refused by the endpoint, so it was asked
+        assert "invalid_client" in str(err)
+    else:
+        assert not other.cached and other.value != token.value
+    assert len(oauth.token_requests) == 2
+    assert (oauth.token_requests[1].get("scope"), oauth.token_requests[1].get("client_secret")) == (
+        second.get("scope", first.get("scope", M365_SCOPE)) or None,
+        second.get("client_secret", CLIENT_SECRET) if grant == "client_secret" else None)
+
+
 def test_encrypted_certificate_key_with_its_password(keys, oauth, smtp):
     send(mailer("client_certificate", keys, oauth, smtp, client_certificate=keys["files"]["app_encrypted"],
                 client_certificate_password=CERT_PASSWORD))

@@ -162,6 +162,21 @@ def test_idle_sessions_are_closed_with_quit_after_the_idle_timeout():
         assert commands(server)[-1] == "QUIT"
 
 
+def test_a_pooled_session_gets_a_new_deadline_for_each_use():
+    """Cheap: smtp_conn_timeout is 1 s, so the first use's deadline has passed after a short idle wait (not the
+    30 s of the default idle timeout); the session must still serve the next send, with a deadline of its own."""
+    import os
+    import time
+    slowness = float(os.environ.get("TEST_SLOWNESS", "1"))
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_conn_timeout=1, smtp_idle_timeout=60)
+        mailer.send(request(to="alice@example.com"))
+        time.sleep(1.5 * slowness)                      # past the first use's deadline, well within the idle time
+        mailer.send(request(to="bob@example.com"))
+        assert [message.rcpt_tos for message in server.messages] == [["alice@example.com"], ["bob@example.com"]]
+        assert len({message.peer for message in server.messages}) == 1, "the pooled session was not reused"
+
+
 def test_reuse_off_opens_and_quits_a_session_per_send():
     with EsmtpTestServer() as server:
         mailer = make_mailer(server.port, smtp_connection_reuse="false")
