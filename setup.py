@@ -41,8 +41,10 @@ setup(
         "nh3~=0.3.8",
     ],
     extras_require={
-        # what the test suite needs besides the app (which brings aiosmtpd): the SOAR mock and resilient-sdk
-        "test": ["pytest>=7", "pytest-resilient-circuits>=51.0.0", "resilient-sdk>=51.0.0"],
+        # what the test suite needs besides the app (which brings aiosmtpd): the SOAR mock and resilient-sdk;
+        # import-linter checks the import layers (.importlinter; .ci/run runs lint-imports); like resilient-sdk it
+        # needs Python 3.11
+        "test": ["pytest>=7", "pytest-resilient-circuits>=51.0.0", "resilient-sdk>=51.0.0", "import-linter~=2.17"],
     },
     python_requires=">=3.9",
     # namespace discovery also takes the data folders (templates, export.res), which have no __init__.py

@@ -13,7 +13,7 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.app_package import SdkCommandError, build_app_zip, copy_source_tree, run_validate  # noqa: E402
+from tests.support.app_package import SdkCommandError, build_app_zip, copy_source_tree, run_validate  # noqa: E402
 
 
 def main():

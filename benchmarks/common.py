@@ -15,9 +15,9 @@ from aiosmtpd.controller import Controller
 from fn_outbound_email.cli.offline_soar import OfflineSoarRest, load_incident_data
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
 from fn_outbound_email.lib.settings import load_settings
-from fn_outbound_email.lib.soar import SoarClient
-from tests import config_section
-from tests.smtp_server import free_port, serve_on_bound_socket
+from fn_outbound_email.lib.soar.client import SoarClient
+from tests.support import config_section
+from tests.support.smtp_server import free_port, serve_on_bound_socket
 
 SHIPPED_TEMPLATE = "data/templates/example_send_email.jinja"
 SENDER = "SOAR <soar@example.com>"

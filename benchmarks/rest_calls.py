@@ -2,7 +2,7 @@
 """rest_calls_per_send: SOAR REST calls of one templated send after the first, counted at the SOAR stand-in."""
 
 from benchmarks.common import Figure, CountingSoarRest, SmtpSink, app_settings, sample_mailer, templated_request
-from fn_outbound_email.lib.soar import clear_field_cache
+from fn_outbound_email.lib.soar.client import clear_field_cache
 
 TARGET = 2
 

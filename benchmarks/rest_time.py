@@ -14,7 +14,7 @@ import time
 
 from benchmarks.common import Figure, CountingSoarRest, SmtpSink, app_settings, median, sample_mailer, \
     templated_request
-from fn_outbound_email.lib.soar import clear_field_cache
+from fn_outbound_email.lib.soar.client import clear_field_cache
 
 TARGET = 0.5
 DELAY = 0.05            # seconds SOAR takes to answer one call

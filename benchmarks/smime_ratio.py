@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from benchmarks.common import Figure, median
 from fn_outbound_email.cli.demo_identity import make_demo_identity
-from fn_outbound_email.lib import compose
+from fn_outbound_email.lib.message import compose
 
 TARGET = 1.5
 ENTITY_BYTES = 10 * 1024 * 1024
@@ -47,9 +47,9 @@ def _openssl(arguments):
 
 def measure(rounds=ROUNDS):
     try:
-        from fn_outbound_email.lib import smime
+        from fn_outbound_email.lib.message import smime
     except ImportError:
-        return Figure("smime_ratio", TARGET, skipped="fn_outbound_email.lib.smime is not there yet")
+        return Figure("smime_ratio", TARGET, skipped="fn_outbound_email.lib.message.smime is not there yet")
     if shutil.which("openssl") is None:
         return Figure("smime_ratio", TARGET, skipped="openssl is not on PATH")
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Sends over a simulated WAN: round trips are what a user waits for when the relay is 25-100 ms away.
 
-A STARTTLS + AUTH server on 127.0.0.1 that offers PIPELINING and CHUNKING (tests/esmtp_server.py) sits behind
+A STARTTLS + AUTH server on 127.0.0.1 that offers PIPELINING and CHUNKING (tests/support/esmtp_server.py) sits behind
 a proxy that delays every byte by WAN_DELAY seconds each way (benchmarks/wan_proxy.py). Side by side in one run:
 
 * wan_fresh_ratio: one send_email2 send (prepare + deliver, a fresh session, 3 recipients) against raw smtplib
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from benchmarks.common import Figure, CountingSoarRest, app_settings, median, sample_mailer, templated_request
-from fn_outbound_email.lib.smtp_pool import POOL
+from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from benchmarks.wan_proxy import DelayProxy
 
 WAN_DELAY = float(os.environ.get("WAN_DELAY", "0.025"))     # one way: a 50 ms round trip
@@ -32,9 +32,9 @@ class _Wan:
     """The server, the proxy, the test CA file and the app's Mailer for one benchmark run."""
 
     def __enter__(self):
-        from tests.esmtp_server import EsmtpTestServer
-        from tests.pki import TlsPki
-        from tests.smtp_server import SMTP_PASSWORD, SMTP_USER
+        from tests.support.esmtp_server import EsmtpTestServer
+        from tests.support.pki import TlsPki
+        from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER
 
         self.user, self.password = SMTP_USER, SMTP_PASSWORD
         self._folder = tempfile.TemporaryDirectory(prefix="wan-bench-")

@@ -7,7 +7,7 @@ mock SOAR; these values point at nothing real.
 
 import os
 
-import tests.soar_mock  # noqa: F401  (snapshots the mock endpoints before any test module subclasses)
+import tests.support.soar_mock  # noqa: F401  (snapshots the mock endpoints before any test module subclasses)
 
 os.environ.setdefault("TEST_RESILIENT_APPLIANCE", "soar.example.invalid")
 os.environ.setdefault("TEST_RESILIENT_ORG", "Test Organization")
@@ -24,9 +24,9 @@ actions_test_component.ResilientTestActions.__init__.__defaults__ = ("localhost"
 # --- the SMTP server the app of a test module sends to ----------------------------------------------------------
 import pytest  # noqa: E402
 
-from tests.app_log import app_log  # noqa: E402,F401  (fixture)
-from tests.smtp_server import SmtpTestServer  # noqa: E402
-from tests.soar_mock import SoarMock  # noqa: E402
+from tests.support.app_log import app_log  # noqa: E402,F401  (fixture)
+from tests.support.smtp_server import SmtpTestServer  # noqa: E402
+from tests.support.soar_mock import SoarMock  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,9 @@ def smtp_server(request):
 
 @pytest.fixture
 def fault_soar(server):
-    """The SOAR mock with scripted faults (tests/soar_mock.py FaultSoarMock), reset, for a module whose
+    """The SOAR mock with scripted faults (tests/support/soar_mock.py FaultSoarMock), reset, for a module whose
     ``resilient_mock`` it is; the SMTP server is reset too."""
-    from tests.soar_mock import FaultSoarMock
+    from tests.support.soar_mock import FaultSoarMock
     FaultSoarMock.reset()
     return FaultSoarMock
 
@@ -57,13 +57,13 @@ def server(smtp_server):
 
 @pytest.fixture(scope="session")
 def tls_pki(tmp_path_factory):
-    """The test CA with server certificates (tests/pki.py TlsPki), made once per test run."""
-    from tests.pki import TlsPki
+    """The test CA with server certificates (tests/support/pki.py TlsPki), made once per test run."""
+    from tests.support.pki import TlsPki
     return TlsPki(tmp_path_factory.mktemp("tls-pki"))
 
 
 # a skipped test fails the run unless tests/allowed_skips.txt lists it with its reason
-from tests.skip_guard import (pytest_runtest_logreport, pytest_sessionfinish,  # noqa: E402,F401
+from tests.support.skip_guard import (pytest_runtest_logreport, pytest_sessionfinish,  # noqa: E402,F401
                               pytest_terminal_summary)
 
 
@@ -71,7 +71,7 @@ from tests.skip_guard import (pytest_runtest_logreport, pytest_sessionfinish,  #
 def no_pooled_smtp_sessions():
     """Each test starts and ends without idle SMTP sessions: a session pooled by one test must not serve
     another test's server (tests that check reuse send several mails within one test)."""
-    from fn_outbound_email.lib.smtp_pool import POOL
+    from fn_outbound_email.lib.delivery.smtp.pool import POOL
     POOL.close_all()
     yield
     POOL.close_all()

@@ -9,7 +9,7 @@ Each mutant replaces one exact piece of the app's source (found exactly once, el
 as stale) in a throwaway copy of the repository, then runs the tests that guard that guarantee there.
 A mutant is caught when pytest reports failing tests (exit code 1); a collection or usage error (any other
 non-zero code) is reported as an error, not as caught. The copy is deleted afterwards; the working tree is
-never touched. A test with no such check, tests/test_mutation_check.py, keeps every anchor current.
+never touched. A test with no such check, tests/project/test_mutation_check.py, keeps every anchor current.
 """
 
 import argparse
@@ -42,38 +42,38 @@ MUTANTS = (
     Mutant(1, "Bcc recipients added to Cc", "fn_outbound_email/lib/mailer.py",
            "headers = compose.OuterHeaders(sender=sender, to=to, cc=cc,",
            "headers = compose.OuterHeaders(sender=sender, to=to, cc=cc + bcc,",
-           ("tests/test_send_email2.py", "tests/test_send_email.py")),
+           ("tests/functions/test_send_email2.py", "tests/functions/test_send_email.py")),
     Mutant(2, "The subject's header check removed", "fn_outbound_email/lib/mailer.py",
            'subject = check_header_text(request.subject, "mail_subject")',
            "subject = request.subject",
-           ("tests/test_bad_inputs.py",)),
-    Mutant(3, "Default TLS context CERT_NONE", "fn_outbound_email/lib/smtp_transport.py",
+           ("tests/functions/test_bad_inputs.py",)),
+    Mutant(3, "Default TLS context CERT_NONE", "fn_outbound_email/lib/delivery/smtp/tls.py",
            "    if ssl_verify is True:\n        return ssl.create_default_context()\n",
            "    if ssl_verify is True:\n        context = ssl.create_default_context()\n"
            "        context.check_hostname = False\n        context.verify_mode = ssl.CERT_NONE\n"
            "        return context\n",
-           ("tests/test_smtp_delivery.py", "tests/test_selftest.py")),
-    Mutant(4, "check_hostname off", "fn_outbound_email/lib/smtp_transport.py",
+           ("tests/delivery/test_smtp_delivery.py", "tests/functions/test_selftest.py")),
+    Mutant(4, "check_hostname off", "fn_outbound_email/lib/delivery/smtp/tls.py",
            "    try:\n        return ssl.create_default_context(cafile=ssl_verify)\n",
            "    try:\n        context = ssl.create_default_context(cafile=ssl_verify)\n"
            "        context.check_hostname = False\n        return context\n",
-           ("tests/test_smtp_delivery.py", "tests/test_selftest.py")),
-    Mutant(5, "The sandbox's is_safe_attribute always true", "fn_outbound_email/lib/templating.py",
+           ("tests/delivery/test_smtp_delivery.py", "tests/functions/test_selftest.py")),
+    Mutant(5, "The sandbox's is_safe_attribute always true", "fn_outbound_email/lib/templates/render.py",
            "        return super().is_safe_attribute(obj, attr, value)",
            "        return True",
-           ("tests/test_send_email2.py", "tests/test_templating_and_compose.py")),
-    Mutant(6, "template_helper's private attributes exposed", "fn_outbound_email/lib/templating.py",
+           ("tests/functions/test_send_email2.py", "tests/templates/test_templating_and_compose.py")),
+    Mutant(6, "template_helper's private attributes exposed", "fn_outbound_email/lib/templates/render.py",
            "return attr in TemplateHelper.TEMPLATE_METHODS",
            "return attr in TemplateHelper.TEMPLATE_METHODS or attr.startswith('_')",
-           ("tests/test_send_email2.py", "tests/test_templating_and_compose.py")),
-    Mutant(7, "Refused recipients not recorded", "fn_outbound_email/lib/smtp_transport.py",
-           "refused[recipient] = (code, _reply_text(code, reply))",
+           ("tests/functions/test_send_email2.py", "tests/templates/test_templating_and_compose.py")),
+    Mutant(7, "Refused recipients not recorded", "fn_outbound_email/lib/delivery/smtp/transaction.py",
+           "refused[recipient] = (code, smtp_reply_text(code, reply))",
            "pass",
-           ("tests/test_send_email2.py", "tests/test_faults.py")),
-    Mutant(8, "A failure after DATA marked retryable", "fn_outbound_email/lib/smtp_transport.py",
-           '"before resending".format(self.server, err), uncertain=True)',
-           '"before resending".format(self.server, err), transient=True)',
-           ("tests/test_faults.py",)),
+           ("tests/functions/test_send_email2.py", "tests/delivery/test_faults.py")),
+    Mutant(8, "A failure after DATA marked retryable", "fn_outbound_email/lib/delivery/base.py",
+           '"resending".format(peer, err), uncertain=True)',
+           '"resending".format(peer, err), transient=True)',
+           ("tests/delivery/test_faults.py",)),
     Mutant(9, "A missing attachment name read as a local file", "fn_outbound_email/lib/mailer.py",
            "                    missing.append(name)\n",
            "                    try:\n"
@@ -81,31 +81,31 @@ MUTANTS = (
            "                            chosen.append({'name': name, 'content': _f.read()})\n"
            "                    except OSError:\n"
            "                        missing.append(name)\n",
-           ("tests/test_bad_inputs.py", "tests/test_send_email2.py")),
-    Mutant(10, "safe_attachment_name keeping the path", "fn_outbound_email/lib/compose.py",
+           ("tests/functions/test_bad_inputs.py", "tests/functions/test_send_email2.py")),
+    Mutant(10, "safe_attachment_name keeping the path", "fn_outbound_email/lib/message/compose.py",
            "base = posixpath.basename(ntpath.basename(text))",
            "base = text",
-           ("tests/test_bad_inputs.py", "tests/test_templating_and_compose.py")),
-    Mutant(11, "The password logged at login", "fn_outbound_email/lib/smtp_transport.py",
+           ("tests/functions/test_bad_inputs.py", "tests/templates/test_templating_and_compose.py")),
+    Mutant(11, "The password logged at login", "fn_outbound_email/lib/auth/password.py",
            "            smtp.auth(mechanism, response)\n",
            "            " + LOG_LINE.format("info", '"login %s %s", self._user, self._password')
            + "            smtp.auth(mechanism, response)\n",
-           ("tests/test_log_secrets.py",)),
+           ("tests/functions/test_log_secrets.py",)),
     Mutant(12, "The password logged in load_settings", "fn_outbound_email/lib/settings.py",
            '    smtp_password = _text(configs, "smtp_password")\n',
            '    smtp_password = _text(configs, "smtp_password")\n'
            "    " + LOG_LINE.format("debug", '"password: %s", smtp_password'),
-           ("tests/test_log_secrets.py",)),
-    Mutant(13, "An OAuth2 token logged", "fn_outbound_email/lib/oauth2.py",
+           ("tests/functions/test_log_secrets.py",)),
+    Mutant(13, "An OAuth2 token logged", "fn_outbound_email/lib/auth/oauth2.py",
            '        cache.access_token = answer["access_token"]\n',
            '        cache.access_token = answer["access_token"]\n'
            "        " + LOG_LINE.format("debug", '"token: %s", cache.access_token'),
-           ("tests/test_log_secrets.py", "tests/test_oauth2.py")),
+           ("tests/functions/test_log_secrets.py", "tests/auth/test_oauth2.py")),
     Mutant(14, "The settings dict dumped at debug level", "fn_outbound_email/lib/settings.py",
            "    configs = opts.get(SECTION) or {}\n",
            "    configs = opts.get(SECTION) or {}\n"
            "    " + LOG_LINE.format("debug", '"settings: %s", dict(configs)'),
-           ("tests/test_log_secrets.py",)),
+           ("tests/functions/test_log_secrets.py",)),
 )
 
 

@@ -10,7 +10,7 @@ import threading
 
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.lib.settings import resolve_package_path
-from fn_outbound_email.lib.templating import renderer as app_renderer
+from fn_outbound_email.lib.templates.render import renderer as app_renderer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,7 +76,7 @@ def error(command, message):
 
 
 def print_template_warnings(command, renderer):
-    """The template's mistakes that rendered silently (see lib/template_check.py), one line each, on stderr."""
+    """The template's mistakes that rendered silently (see lib/templates/check.py), one line each, on stderr."""
     for name, warning in renderer.warnings:
         print("outbound-email {0}: warning: {1} {2}".format(command, name, warning), file=sys.stderr)
 

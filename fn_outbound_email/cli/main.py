@@ -6,7 +6,7 @@ import logging
 import sys
 
 from fn_outbound_email.cli import demo, oauth2_token, render
-from fn_outbound_email.lib import template_check
+from fn_outbound_email.lib.templates import check as template_check
 
 SUBCOMMANDS = (demo, render, oauth2_token)
 DISTRIBUTION = "fn_outbound_email"

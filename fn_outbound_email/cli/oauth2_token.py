@@ -32,8 +32,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from resilient_lib import RequestsCommon
 
 from fn_outbound_email.cli.common import EXIT_FAILED, EXIT_OK, BackgroundServer, error, read_app_config
+from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider, request_token
 from fn_outbound_email.lib.errors import ConfigurationError, OAuth2Error
-from fn_outbound_email.lib.oauth2 import OAuth2TokenProvider, request_token
 from fn_outbound_email.lib.settings import SECTION, load_oauth2_settings
 
 COMMAND = "oauth2-token"

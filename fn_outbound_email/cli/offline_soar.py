@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from fn_outbound_email.lib.settings import PACKAGE_DIR
-from fn_outbound_email.lib.soar import SoarClient, clear_field_cache
+from fn_outbound_email.lib.soar.client import SoarClient, clear_field_cache
 
 SAMPLE_DIR = os.path.join(PACKAGE_DIR, "data", "sample")
 # a documentation domain: links in previews point nowhere real

@@ -17,8 +17,8 @@ from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_OK, SHIPPED_TE
                                           describe_parts, parse_message, print_template_warnings, read_app_config,
                                           report_failure, write_file)
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
-from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.components.funct_send_email2 import build_request
+from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import SECTION, load_settings
 
@@ -154,7 +154,7 @@ def _incident_source(args, opts):
 
 def _live_soar(opts):
     import resilient
-    from fn_outbound_email.lib.soar import SoarClient
+    from fn_outbound_email.lib.soar.client import SoarClient
     try:
         # resilient retries a failed connection for ever by default; a preview should fail soon
         client = resilient.get_client(opts, max_connection_retries=LIVE_CONNECTION_TRIES)

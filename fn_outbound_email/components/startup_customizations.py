@@ -5,8 +5,8 @@ import logging
 
 from resilient_circuits import ResilientComponent
 
-from fn_outbound_email.lib.soar import SoarClient
-from fn_outbound_email.lib.soar_setup import apply_startup_customizations
+from fn_outbound_email.lib.soar.client import SoarClient
+from fn_outbound_email.lib.soar.startup import apply_startup_customizations
 
 LOG = logging.getLogger(__name__)
 

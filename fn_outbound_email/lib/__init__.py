@@ -1,0 +1,20 @@
+# -*- coding: utf-8 -*-
+"""The send pipeline of fn_outbound_email, one subpackage per concern (doc/architecture.md has the picture).
+
+- ``mailer.py``: the pipeline itself: validate a request, render, fetch attachments, compose, protect, deliver.
+- ``templates/``: Jinja in a sandbox: ``render`` (the environment), ``helper`` (``template_helper``, the names
+  templates call), ``check`` (warnings for authors), ``limits`` (time and size budgets), ``sanitize`` (safe_html).
+- ``message/``: the MIME message: ``compose``, ``addresses`` (parsing and header checks), ``smime``.
+- ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:
+  retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
+  sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport).
+- ``soar/``: SOAR's REST API: ``client`` (incident reads), ``download`` (attachment contents, within one byte
+  budget per send and a deadline each) and ``startup`` (the start-up customizations).
+- ``auth/``: credentials: ``password`` (SMTP AUTH), ``oauth2`` (tokens, XOAUTH2), ``keys`` (certificates and
+  service-account keys that sign OAuth2 assertions).
+- ``settings.py`` (app.config) and ``errors.py`` (the error types): used by all of the above.
+
+A new transport: a module in ``delivery/`` whose class subclasses ``delivery.base.Transport`` and implements
+``attempt`` and ``check_connection``; ``mailer.build_transport`` picks it. A new template helper: a method of
+``templates.helper.TemplateHelper``. The layers are checked by ``lint-imports`` (.importlinter).
+"""

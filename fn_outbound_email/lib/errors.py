@@ -7,6 +7,10 @@ raises a ``MailError``; the function components turn it into a result with
 ``success`` false and the error text as ``reason``.
 """
 
+# The app.config section of the app. Here, at the bottom of the imports, so that every module naming a
+# setting in its messages (settings.py, auth/keys.py) can import it without importing the other.
+SECTION = "fn_outbound_email"
+
 
 class MailError(Exception):
     """A send could not be completed; the message says why and how to fix it."""
@@ -41,3 +45,15 @@ class DeliveryError(MailError):
         self.transient = transient
         self.uncertain = uncertain
         self.smtp_code = smtp_code
+
+
+def transient_code(code):
+    """An SMTP reply code (or a transport's code in SMTP terms) that means "not now": 4xx, worth a retry."""
+    return 400 <= code < 500
+
+
+def smtp_reply_text(code, message):
+    """A server's reply as one line for an error message: the code, then the text with whitespace folded."""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return "{0} {1}".format(code, " ".join(str(message).split())).strip()

@@ -3,7 +3,7 @@
 
 ``Mailer.prepare`` checks the request, renders the body, fetches attachments
 and composes the message (optionally signed and encrypted); ``Mailer.deliver``
-hands it to SMTP. Input mistakes raise ``ValueError``; anything else that stops
+hands it to the transport (lib/delivery/). Input mistakes raise ``ValueError``; anything else that stops
 a send raises a ``MailError`` whose text is the reason shown in SOAR.
 """
 
@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
-from fn_outbound_email.lib import compose
-from fn_outbound_email.lib.addresses import (check_header_text, needs_smtputf8, parse_address, parse_address_list,
-                                             unique_envelope_recipients)
+from fn_outbound_email.lib.auth.password import PasswordAuthenticator
+from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.errors import MailError, TemplateError
-from fn_outbound_email.lib.smtp_transport import PasswordAuthenticator, SmtpTransport
-from fn_outbound_email.lib.template_helper import LazyList, TemplateHelper
-from fn_outbound_email.lib.templating import renderer as default_renderer
+from fn_outbound_email.lib.message import compose
+from fn_outbound_email.lib.message.addresses import (check_header_text, needs_smtputf8, parse_address,
+                                                     parse_address_list, unique_envelope_recipients)
+from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
+from fn_outbound_email.lib.templates.render import renderer as default_renderer
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ _NO_ATTACHMENTS = _NoAttachmentFetch()
 def build_transport(settings, requests_common=None):
     """The SMTP transport with the authentication app.config asks for (shared by sending and selftest)."""
     if settings.oauth2:
-        from fn_outbound_email.lib.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+        from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
         if settings.smtp_password:
             LOG.warning("Both smtp_password and OAuth2 (%s) are set: OAuth2 is used and the password ignored",
                         settings.oauth2.grant_description)
@@ -162,7 +163,7 @@ def build_transport(settings, requests_common=None):
 def mailer_for(opts, rest_client, requests_common=None):
     """The Mailer for a function call: settings from app.config, SOAR access through ``rest_client``."""
     from fn_outbound_email.lib.settings import load_settings
-    from fn_outbound_email.lib.soar import SoarClient
+    from fn_outbound_email.lib.soar.client import SoarClient
     return Mailer(load_settings(opts), SoarClient.for_app(rest_client, opts), requests_common=requests_common)
 
 
@@ -368,7 +369,7 @@ class Mailer:
     def _recipient_certificates(self, pem_text):
         if not pem_text or not str(pem_text).strip():
             return None
-        from fn_outbound_email.lib import smime
+        from fn_outbound_email.lib.message import smime
         return smime.parse_recipient_certificates(str(pem_text))
 
     def _protect(self, content, recipient_certs):
@@ -378,7 +379,7 @@ class Mailer:
         """
         if not self._settings.p12_bundle and not recipient_certs:
             return content, False, False
-        from fn_outbound_email.lib import smime
+        from fn_outbound_email.lib.message import smime
         identity = None
         if self._settings.p12_bundle:
             identity = smime.load_signing_identity(self._settings.p12_bundle, self._settings.p12_password)

@@ -13,12 +13,11 @@ from typing import Dict, Optional, Union
 
 from resilient_lib import str_to_bool, validate_fields
 
-from fn_outbound_email.lib.addresses import parse_address
-from fn_outbound_email.lib.errors import ConfigurationError
-from fn_outbound_email.lib.template_limits import DEFAULT_MAX_OUTPUT, TemplateLimits
-from fn_outbound_email.lib.template_limits import DEFAULT_TIMEOUT as DEFAULT_TEMPLATE_TIMEOUT
+from fn_outbound_email.lib.errors import SECTION, ConfigurationError
+from fn_outbound_email.lib.message.addresses import parse_address
+from fn_outbound_email.lib.templates.limits import DEFAULT_MAX_OUTPUT, TemplateLimits
+from fn_outbound_email.lib.templates.limits import DEFAULT_TIMEOUT as DEFAULT_TEMPLATE_TIMEOUT
 
-SECTION = "fn_outbound_email"
 TEMPLATES_SECTION = "fn_outbound_email:templates"
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -234,7 +233,7 @@ def _refresh_token_values(configs, values, why):
 
 
 def _client_credentials_values(configs, values, why):
-    from fn_outbound_email.lib.oauth2_keys import load_client_certificate   # PyJWT only for the grants that sign
+    from fn_outbound_email.lib.auth.keys import load_client_certificate   # PyJWT only for the grants that sign
     _require(configs, why, "client_id", "token_url")
     values["subject"] = _app_mailbox(configs, why)
     certificate = _text(configs, "client_certificate")
@@ -250,7 +249,7 @@ def _client_credentials_values(configs, values, why):
 
 
 def _jwt_bearer_values(configs, values, why):
-    from fn_outbound_email.lib.oauth2_keys import load_service_account
+    from fn_outbound_email.lib.auth.keys import load_service_account
     _require(configs, why, "service_account_file", "scope",
              hint="" if _text(configs, "scope") else " (Gmail: scope = https://mail.google.com/)")
     values["subject"] = _app_mailbox(configs, why)

@@ -37,10 +37,11 @@ def html_to_text(html):
     return text.strip()
 
 
-def jinja_string(text):
-    """`text` as a Jinja string literal (backslashes and quotes escaped): inside a template it is data that the
-    app renders, never template code, whatever braces it holds."""
-    return u'"{0}"'.format(u"{0}".format(text or "").replace("\\", "\\\\").replace('"', '\\"'))
+def fill_placeholders(template, values):
+    """`template` with each @NAME@ replaced by str(values[NAME]), in one pass: a value is never scanned again, so
+    a value that holds another placeholder's name stays as it is. An @NAME@ not in `values` is left alone."""
+    return re.sub(r"@([A-Z_]+)@", lambda found: u"{0}".format(values[found.group(1)]) if found.group(1) in values
+                  else found.group(0), template)
 
 
 def new_message_id(*parts):

@@ -1,0 +1,2 @@
+"""The MIME message: composing it (compose), checking and parsing addresses (addresses), the HTML
+scanner the text part is made with (html_tokens), and S/MIME signing and encryption (smime)."""

@@ -1,0 +1,2 @@
+"""What the tests share: the local servers (SMTP, ESMTP, fault servers, OAuth2 token endpoint), the SOAR
+mock, the test PKI, the MIME oracle and the helpers that run functions, read logs and build app.config."""
