@@ -40,7 +40,8 @@ class SmtpTransport(Transport):
         return server_address(self._settings)
 
     def attempt(self, envelope_from, recipients, message, smtputf8):
-        """One transaction on a pooled session (or a fresh one); the session goes back to the pool after it."""
+        """One transaction on a pooled session (or a fresh one); the session goes back to the pool after it when
+        the transaction delivered to someone."""
         reuse = self._settings.connection_reuse
         smtp = (reuse and self._pooled_session()) or self._connect()
         try:
@@ -48,11 +49,14 @@ class SmtpTransport(Transport):
         except BaseException:
             quit_session(smtp)
             raise
+        accepted, _ = result
         if smtp.sock is None:           # the QUIT went with the message
             pass
-        elif reuse:
+        elif reuse and accepted:
             POOL.give_back(self._pool_key(), smtp, self._settings.idle_seconds)
         else:
+            # a transaction that delivered nothing is not a session to keep: a server's penalty for errors
+            # (Postfix smtpd_error_sleep_time) stays with the connection
             quit_session(smtp)
         return result
 
