@@ -177,6 +177,38 @@ def test_a_pooled_session_gets_a_new_deadline_for_each_use():
         assert len({message.peer for message in server.messages}) == 1, "the pooled session was not reused"
 
 
+class ExtraReplyAfterData(RecordingHandler):
+    """Answers the end of the message with its 250 and one more, that no command asked for."""
+
+    async def handle_DATA(self, server, session, envelope):
+        status = await super().handle_DATA(server, session, envelope)
+        return status + "\r\n250 2.0.0 an extra reply"
+
+
+@pytest.mark.parametrize("extensions", [("PIPELINING", "CHUNKING"), ("PIPELINING",), ()])
+def test_a_session_with_an_unread_reply_is_not_reused(extensions):
+    """One extra 250 would shift every reply after it: the refused recipient below read as accepted."""
+    handler = ExtraReplyAfterData(refuse=["gone@example.org"])
+    with EsmtpTestServer(extensions=extensions, handler=handler) as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_retries=0)
+        mailer.send(request(to="alice@example.com"))
+        with pytest.raises(DeliveryError) as raised:
+            mailer.send(request(to="gone@example.org"))
+        assert "refused every recipient: gone@example.org: 550 5.1.1" in str(raised.value)
+        assert len(server.messages) == 1
+
+
+def test_a_pooled_send_is_one_round_trip_with_rset_in_the_same_write():
+    with EsmtpTestServer() as server, DelayProxy(server.port, delay=DELAY) as proxy:
+        mailer = make_mailer(proxy.port, smtp_connection_reuse="true")
+        mailer.send(request())
+        proxy.reset()
+        mailer.send(request())
+        assert commands(server)[-6:] == ["RSET", "MAIL", "RCPT", "RCPT", "RCPT", "BDAT"]
+        assert proxy.flights == 1                       # RSET + MAIL + RCPT x3 + BDAT + message: one round trip
+        assert len({message.peer for message in server.messages}) == 1 and len(server.messages) == 2
+
+
 def test_a_session_whose_transaction_delivered_nothing_is_not_pooled():
     """Postfix's error penalty stays with the connection: 12 failing sends took 26 s with reuse."""
     with EsmtpTestServer(refuse=["gone@example.org"]) as server:

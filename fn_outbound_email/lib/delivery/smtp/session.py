@@ -9,8 +9,10 @@ ways a session ends (QUIT while in step, RSET after a refused transaction).
 
 import functools
 import re
+import select
 import smtplib
 import socket
+import ssl
 import time
 
 from fn_outbound_email.lib.delivery.smtp.pool import QUIT_SECONDS, close_session
@@ -119,6 +121,25 @@ class BoundedSession:
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             self.progress.bytes_received += len(chunk)
             self._buffer += chunk
+
+    def has_unread_input(self):
+        """Whether the server sent anything no command asked for (buffered here, decrypted and waiting in TLS, or
+        on the socket), or closed the connection: an idle session must have nothing to read, else a reply would
+        be taken for the answer to the next command."""
+        sock = self.sock
+        if self._buffer or sock is None:
+            return True
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()) and not select.select([sock], [], [], 0)[0]:
+            return False
+        # readable: bytes, the server's close, or (TLS) a record that carries no data, such as a session ticket
+        sock.settimeout(0)
+        try:
+            sock.recv(1)
+            return True             # a byte nobody asked for, or b"": the server closed the connection
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:             # reset by the server
+            return True
 
     def getreply(self):
         """smtplib's getreply (same result and errors) reading from our deadline-bound buffer, with caps."""
