@@ -236,3 +236,12 @@ def test_sessions_of_other_settings_are_not_shared():
         with pytest.raises(DeliveryError):            # no login: the pooled, logged-in session must not serve it
             make_mailer(server.port, smtp_connection_reuse="true").send(request())
         assert len(server.messages) == 1
+
+
+def test_a_session_logged_in_in_clear_does_not_serve_settings_that_forbid_it():
+    with EsmtpTestServer(auth=True) as server:
+        login = {"smtp_connection_reuse": "true", "smtp_user": SMTP_USER, "smtp_password": SMTP_PASSWORD}
+        make_mailer(server.port, smtp_allow_plaintext_auth="true", **login).send(request())
+        with pytest.raises(DeliveryError, match="credentials would cross the network in clear"):
+            make_mailer(server.port, smtp_allow_plaintext_auth="false", **login).send(request())
+        assert len(server.messages) == 1

@@ -16,6 +16,7 @@ never logged.
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import logging
 import re
@@ -278,6 +279,15 @@ class OAuth2TokenProvider:
         self._clock = clock
         self._cache = _cache_for(settings)
 
+    def identity(self):
+        """Every setting that decides which token is issued, the credentials as a digest (for telling pooled SMTP
+        sessions apart: a session logged in with one configuration must not serve another)."""
+        settings = self._settings
+        credentials = hashlib.sha256(repr((settings.client_secret, settings.refresh_token, settings.client_certificate,
+                                           settings.client_certificate_password, settings.service_account_file)
+                                          ).encode("utf-8", "surrogatepass")).hexdigest()
+        return settings.grant, settings.client_id, settings.token_url, settings.scope, credentials
+
     @property
     def smtp_refusal_hint(self):
         """What to check when the SMTP server refuses a token of this grant."""
@@ -344,8 +354,8 @@ class OAuth2Authenticator:
         self._tokens = token_provider
 
     def identity(self):
-        """Who logs in, for telling pooled SMTP sessions apart."""
-        return "xoauth2", self._user
+        """Who logs in and with which OAuth2 configuration, for telling pooled SMTP sessions apart."""
+        return ("xoauth2", self._user) + self._tokens.identity()
 
     def authenticate(self, smtp):
         if not self._user or any(ord(char) < 32 for char in self._user):

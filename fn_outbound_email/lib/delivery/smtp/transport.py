@@ -82,11 +82,12 @@ class SmtpTransport(Transport):
             return smtp
 
     def _pool_key(self):
-        """What makes two sessions interchangeable: the server, its TLS checks and who is logged in."""
+        """What makes two sessions interchangeable: the server, its TLS checks, whether a login in clear was
+        allowed, and who is logged in (with every setting of the login: its identity)."""
         settings = self._settings
         identity = getattr(self._authenticator, "identity", None)
         return (settings.smtp_server, settings.smtp_port, settings.ssl_mode, settings.ssl_verify,
-                identity() if identity else None)
+                settings.allow_plaintext_auth, identity() if identity else None)
 
     def check_connection(self):
         """Connect, negotiate TLS, authenticate, NOOP and QUIT: what selftest needs. Sends nothing."""
