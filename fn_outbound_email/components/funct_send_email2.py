@@ -4,6 +4,7 @@
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_lib import str_to_bool, validate_fields
 
+from fn_outbound_email.components.reload import ClosesIdleSessionsOnReload
 from fn_outbound_email.lib.errors import MailError
 from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
 
@@ -11,7 +12,7 @@ PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email2"
 
 
-class FunctionComponent(AppFunctionComponent):
+class FunctionComponent(ClosesIdleSessionsOnReload, AppFunctionComponent):
     """Component that implements function 'send_email2'"""
 
     def __init__(self, opts):

@@ -160,6 +160,12 @@ def build_transport(settings, requests_common=None):
     return SmtpTransport(settings, authenticator)
 
 
+def close_idle_connections():
+    """Close the idle SMTP sessions kept for reuse (an app.config reload: the next send logs in afresh)."""
+    from fn_outbound_email.lib.delivery.smtp.pool import POOL
+    POOL.close_all()
+
+
 def mailer_for(opts, rest_client, requests_common=None):
     """The Mailer for a function call: settings from app.config, SOAR access through ``rest_client``."""
     from fn_outbound_email.lib.settings import load_settings

@@ -245,3 +245,39 @@ def test_a_session_logged_in_in_clear_does_not_serve_settings_that_forbid_it():
         with pytest.raises(DeliveryError, match="credentials would cross the network in clear"):
             make_mailer(server.port, smtp_allow_plaintext_auth="false", **login).send(request())
         assert len(server.messages) == 1
+
+
+def test_a_session_past_its_maximum_age_is_not_reused(monkeypatch):
+    from fn_outbound_email.lib.delivery.smtp import pool
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true")
+        mailer.send(request(to="alice@example.com"))
+        assert POOL.idle_count() == 1
+        monkeypatch.setattr(pool, "MAX_SESSION_SECONDS", 0)     # the pooled session is now past its age
+        mailer.send(request(to="bob@example.com"))
+        assert len({message.peer for message in server.messages}) == 2
+        assert POOL.idle_count() == 0                   # nor is the new one kept: it is past its age too
+        assert commands(server).count("QUIT") == 2
+
+
+def test_a_forked_child_starts_with_an_empty_pool_and_leaves_the_parent_its_session():
+    import os
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true")
+        mailer.send(request(to="alice@example.com"))
+        assert POOL.idle_count() == 1
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                    # the child: report what it sees, say nothing, go
+            try:
+                os.write(writer, str(POOL.idle_count()).encode())
+            finally:
+                os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as child_output:
+            seen_by_child = child_output.read()
+        os.waitpid(pid, 0)
+        assert seen_by_child == b"0"
+        mailer.send(request(to="bob@example.com"))      # the parent's session still works: the child was silent
+        assert len({message.peer for message in server.messages}) == 1
+        assert "QUIT" not in commands(server)

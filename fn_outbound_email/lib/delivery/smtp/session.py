@@ -77,6 +77,7 @@ class BoundedSession:
         self.progress = progress
         self.timeout_seconds = kwargs.get("timeout")
         self._buffer = b""
+        self.opened_at = time.monotonic()      # the pool reuses a session up to an age (pool.MAX_SESSION_SECONDS)
         super().__init__(*args, **kwargs)
 
     def _time_left(self):
