@@ -33,6 +33,7 @@ from resilient_lib import RequestsCommon
 
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
 from fn_outbound_email.lib.errors import smtp_reply_text as _reply_text
+from fn_outbound_email.lib.errors import without_secrets
 
 LOG = logging.getLogger(__name__)
 
@@ -386,15 +387,17 @@ class OAuth2Authenticator:
                                 "client_id to log in with smtp_password".format(" ".join(mechanisms) or "(none)"))
 
     def _attempt(self, smtp, token):
-        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply)."""
-        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_initial_response(self._user, token))
+        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply), the token and the line that
+        carried it taken out of the reply (a server may echo them)."""
+        initial_response = xoauth2_initial_response(self._user, token)
+        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + initial_response)
         if code == 334:
             # a refusal: the challenge is base64 JSON with the details, and an empty line ends the exchange
             detail = _decoded_challenge(reply)
             code, reply = smtp.docmd("")
             if detail:
                 reply = "{0} ({1})".format(_reply_text("", reply), detail)
-        return code, reply
+        return code, without_secrets(_reply_text("", reply), [initial_response, token])
 
 
 def _decoded_challenge(reply):
