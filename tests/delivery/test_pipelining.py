@@ -281,3 +281,27 @@ def test_a_forked_child_starts_with_an_empty_pool_and_leaves_the_parent_its_sess
         mailer.send(request(to="bob@example.com"))      # the parent's session still works: the child was silent
         assert len({message.peer for message in server.messages}) == 1
         assert "QUIT" not in commands(server)
+
+
+# --- UTF-8 mail through CHUNKING ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reuse", ["true", "false"])
+@pytest.mark.parametrize("lines", [1, 12000], ids=["one write", "over 256 KiB"])
+def test_smtputf8_mail_through_chunking_arrives_byte_for_byte(reuse, lines):
+    """BDAT announces octets: a size counted in characters would cut a UTF-8 message short (RFC 3030)."""
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse=reuse)
+        sent = []
+        for number in range(2):
+            mail = MailRequest(incident_id=1, to="josé@example.com", subject="Störung Nr. {0} ✓".format(number),
+                               body="Grüße aus dem SOC: Prüfung bestanden ✓\n" * lines)
+            prepared = mailer.prepare(mail)
+            assert len(prepared.message.decode("utf-8")) < len(prepared.message)     # multi-byte characters in it
+            assert (len(prepared.message) > smtp_transaction.INLINE_MESSAGE_BYTES) == (lines > 1)
+            outcome = mailer.deliver(prepared)
+            assert outcome.accepted == ["josé@example.com"]
+            sent.append(prepared.message)
+        assert [message.data for message in server.messages] == sent
+        assert all("SMTPUTF8" in message.mail_options for message in server.messages)
+        assert [message.message["Subject"] for message in server.messages] == ["Störung Nr. 0 ✓", "Störung Nr. 1 ✓"]
+        assert commands(server).count("BDAT") == 2 and "DATA" not in commands(server)
+        assert len({message.peer for message in server.messages}) == (1 if reuse == "true" else 2)
