@@ -7,7 +7,7 @@ import json
 import sys
 import traceback
 
-from benchmarks import memory_ratio, rest_calls, rest_time, send_ratio, smime_ratio, wan
+from benchmarks import compose_ratio, memory_ratio, rest_calls, rest_time, send_ratio, smime_ratio, wan
 from benchmarks.common import Figure, machine
 
 # name -> an object with measure() and TARGET (a module, or one of benchmarks/wan.py's figures)
@@ -15,6 +15,8 @@ FIGURES = {
     "send_ratio": send_ratio,
     "rest_calls_per_send": rest_calls,
     "memory_ratio": memory_ratio,
+    "compose_time_ratio": compose_ratio.compose_time_ratio,
+    "compose_memory_ratio": compose_ratio.compose_memory_ratio,
     "rest_time_ratio": rest_time,
     "smime_ratio": smime_ratio,
     "wan_fresh_ratio": wan.wan_fresh_ratio,

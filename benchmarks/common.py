@@ -42,6 +42,17 @@ class Figure:
                 "skipped": self.skipped}
 
 
+class NamedFigure:
+    """One of several figures a module measures, in the shape benchmarks/__main__.py expects (TARGET, measure());
+    ``measure`` is called with the figure."""
+
+    def __init__(self, name, target, measure):
+        self.name, self.TARGET, self._measure = name, target, measure
+
+    def measure(self):
+        return self._measure(self)
+
+
 def median(samples):
     return statistics.median(samples)
 

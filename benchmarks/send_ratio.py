@@ -7,9 +7,10 @@ import time
 from benchmarks.common import RECIPIENT, Figure, CountingSoarRest, SmtpSink, app_settings, median, sample_mailer, \
     templated_request
 
-# A regression guard, no longer a target: what users wait for is round trips (benchmarks/wan.py), and the
-# hardened header checks, nh3 and the template limits cost about 0.3 ms per message on top of 1.3-1.5.
-TARGET = 2.0
+# A regression guard, no longer a target: what users wait for is round trips (benchmarks/wan.py). The hardened
+# header checks, nh3 and the template limits cost about 0.3 ms per message, and the email package writing the
+# MIME (issue 23) about 0.75 ms more than the hand-written parts did: 1.5-1.9 became 2.6-2.7 on a quiet run.
+TARGET = 3.0
 ROUNDS = 60
 WARM_UP = 5
 

@@ -18,7 +18,8 @@ import ssl
 import tempfile
 import time
 
-from benchmarks.common import Figure, CountingSoarRest, app_settings, median, sample_mailer, templated_request
+from benchmarks.common import Figure, CountingSoarRest, NamedFigure, app_settings, median, sample_mailer, \
+    templated_request
 from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from benchmarks.wan_proxy import DelayProxy
 
@@ -105,16 +106,6 @@ def _burst():
     return app, raw, (app_connections, app_flights), (raw_connections, raw_flights)
 
 
-class _WanFigure:
-    """One figure of this module, in the shape benchmarks/__main__.py expects (TARGET, measure())."""
-
-    def __init__(self, name, target, measure):
-        self.name, self.TARGET, self._measure = name, target, measure
-
-    def measure(self):
-        return self._measure(self)
-
-
 def _measure_fresh_ratio(figure):
     app, raw, app_flights, raw_flights = _fresh()
     return Figure(figure.name, figure.TARGET, measured=app / raw, detail=(
@@ -138,6 +129,6 @@ def _measure_burst_ratio(figure):
                                                   app_flights, raw * 1000, raw_connections, raw_flights))
 
 
-wan_fresh_ratio = _WanFigure("wan_fresh_ratio", 0.65, _measure_fresh_ratio)
-wan_burst_ratio = _WanFigure("wan_burst_ratio", 0.25, _measure_burst_ratio)
-round_trips_fresh = _WanFigure("round_trips_fresh", 8, _measure_round_trips)
+wan_fresh_ratio = NamedFigure("wan_fresh_ratio", 0.65, _measure_fresh_ratio)
+wan_burst_ratio = NamedFigure("wan_burst_ratio", 0.25, _measure_burst_ratio)
+round_trips_fresh = NamedFigure("round_trips_fresh", 8, _measure_round_trips)

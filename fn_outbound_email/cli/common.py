@@ -95,6 +95,20 @@ def report_failure(command, err, template_path=None):
     return None
 
 
+# where resilient-circuits looks for app.config when none is named (resilient.get_config_file), in that order
+DEFAULT_CONFIG_HELP = ("default: ./app.config, else ~/.resilient/app.config, when it exists; $APP_CONFIG_FILE, "
+                       "when set, wins over both")
+
+
+def default_app_config_path(path=None):
+    """``path`` (a -c option), else the app.config resilient-circuits would read when that exists, else None."""
+    if path:
+        return path
+    from resilient import get_config_file
+    default = get_config_file()
+    return default if os.path.isfile(default) else None
+
+
 def read_app_config(path):
     """The app.config as resilient-circuits reads it (secrets via $ENV, ^keyring or PAM resolved on access)."""
     if not os.path.isfile(path):

@@ -17,7 +17,8 @@ from email.utils import parseaddr
 from fn_outbound_email.cli.common import (EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts,
                                           parse_message, print_template_warnings, report_failure, write_file)
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
-from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
+from fn_outbound_email.cli.offline_soar import (add_data_file_arguments, describe_sources, load_incident_data,
+                                                offline_soar_client)
 from fn_outbound_email.components.funct_send_email2 import build_request, result_content
 from fn_outbound_email.lib.errors import MailError, TemplateError
 from fn_outbound_email.lib.mailer import Mailer
@@ -31,8 +32,6 @@ DEMO_BCC = "audit@example.com"
 TEMPLATE_LABEL = "demo"
 # the shipped template's optional sections, on: the demo shows artifacts and notes too
 TEMPLATE_SWITCHES = {"show_artifacts": True, "show_notes": True}
-# app.config's date_format, as an administrator would set it for people to read (the default is ISO 8601)
-DEMO_DATE_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 def register(subparsers):
@@ -40,13 +39,14 @@ def register(subparsers):
         COMMAND, help="send a sample incident mail to a built-in local SMTP server and save it as .eml",
         description="Render a template over a bundled sample incident (artifacts, notes, an attachment), send it "
                     "through the app's send_email2 path over SMTP to a receiver on 127.0.0.1, and save what the "
-                    "receiver got as an .eml file. Needs no SOAR and no mail server.")
+                    "receiver got as an .eml file. Needs no SOAR and no mail server. With --incident (and "
+                    "--artifacts, --notes, --fields) your files replace those pieces of the sample; attachments "
+                    "and data tables always come from the sample, and the summary says which data came from where. "
+                    "Dates are written as a default install writes them (ISO 8601, app.config date_format unset).")
     parser.add_argument("--template", metavar="FILE",
                         help="Jinja template to send (default: the shipped example_send_email.jinja); the variables "
                              "show_artifacts and show_notes are true")
-    parser.add_argument("--incident", metavar="FILE",
-                        help="incident JSON, as GET /rest/orgs/<org>/incidents/<id>?handle_format=names returns it "
-                             "(default: the bundled sample incident)")
+    add_data_file_arguments(parser)
     parser.add_argument("--out", metavar="DIR", default="outbox", help="folder for the .eml file (default: ./outbox)")
     parser.add_argument("--sign", action="store_true",
                         help="sign with S/MIME using a throwaway test identity made for this run; its CA "
@@ -84,12 +84,12 @@ def _demo(args):
     template_path = _template_path(args)
     if not os.path.isfile(template_path):
         raise TemplateError("the template file does not exist")      # run() puts the path in front
-    data = load_incident_data(incident=args.incident)
+    data = load_incident_data(incident=args.incident, artifacts=args.artifacts, notes=args.notes, fields=args.fields)
 
     with contextlib.ExitStack() as cleanup:
         server = cleanup.enter_context(LocalSmtpServer())
         app_config = {"smtp_server": server.host, "smtp_port": str(server.port), "smtp_ssl_mode": "None",
-                      "smtp_conn_timeout": "10", "smtp_retries": "0", "date_format": DEMO_DATE_FORMAT}
+                      "smtp_conn_timeout": "10", "smtp_retries": "0"}      # date_format unset, as installed
         ca_cert_pem = None
         if args.sign:
             # the private key exists only in this folder, which is removed when the demo ends
@@ -108,7 +108,8 @@ def _demo(args):
     saved_as = os.path.join(args.out, _file_stem(result["message_id"]))
     eml_path = write_file(saved_as + ".eml", received[0].data)
     ca_path = write_file(saved_as + ".ca.pem", ca_cert_pem) if ca_cert_pem else None
-    _print_summary(server, received[0], result, eml_path, ca_path, template_path)
+    _print_summary(server, received[0], result, eml_path, ca_path, template_path, data.incident_id,
+                   describe_sources(args))
     print_template_warnings(COMMAND, renderer)
     return EXIT_OK
 
@@ -129,16 +130,17 @@ def _file_stem(message_id):
     return re.sub(r"[^A-Za-z0-9._-]", "_", local_part).strip("._") or "message"
 
 
-def _print_summary(server, received, result, eml_path, ca_path, template_path):
+def _print_summary(server, received, result, eml_path, ca_path, template_path, incident_id, sources):
     message = parse_message(received.data)
     header_recipients = {address.addr_spec.lower() for name in ("To", "Cc") for header in message.get_all(name, [])
                          for address in header.addresses}
     bcc_only = [address for address in received.rcpt_tos if address.lower() not in header_recipients]
     attachments = result["attachments"]
     lines = [
-        "Sent a mail about the sample incident through send_email2's code path to the local SMTP server "
-        "{0}:{1}.".format(server.host, server.port),
+        "Sent a mail about incident {0} through send_email2's code path to the local SMTP server "
+        "{1}:{2}.".format(incident_id, server.host, server.port),
         "",
+        "  Incident data: {0}".format(sources),
         "  Template:     {0}".format(template_path),
         "  Subject:      {0}".format(str(message["Subject"]).strip()),   # a folded Subject starts with a blank
         "  From:         {0}".format(message["From"]),

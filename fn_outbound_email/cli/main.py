@@ -5,10 +5,10 @@ import argparse
 import logging
 import sys
 
-from fn_outbound_email.cli import demo, oauth2_token, render
+from fn_outbound_email.cli import check, demo, oauth2_token, render
 from fn_outbound_email.lib.templates import check as template_check
 
-SUBCOMMANDS = (demo, render, oauth2_token)
+SUBCOMMANDS = (demo, render, check, oauth2_token)
 DISTRIBUTION = "fn_outbound_email"
 
 # shown by `outbound-email <command> --help`, and the first of each by `outbound-email --help`
@@ -24,6 +24,10 @@ EXAMPLES = {
          "a whole preview.eml, not sent"),
         ("outbound-email render -c app.config --label incident_summary --incident-id 2095",
          "a configured template over a live incident"),
+    ],
+    check.COMMAND: [
+        ("outbound-email check -c app.config", "connect and log in to the SMTP server as the selftest does; no SOAR"),
+        ("outbound-email check", "the same with ./app.config, else ~/.resilient/app.config"),
     ],
     oauth2_token.COMMAND: [
         ("outbound-email oauth2-token -c app.config", "sign in once and print the refresh_token line"),
@@ -66,8 +70,8 @@ def _add_common_options(parser, default):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="outbound-email", formatter_class=_HelpFormatter,
-        description="Tools for the fn_outbound_email SOAR app: a first-run demo, template preview "
-                    "and an OAuth2 refresh-token helper.",
+        description="Tools for the fn_outbound_email SOAR app: a first-run demo, template preview, an SMTP "
+                    "connection check and an OAuth2 refresh-token helper.",
         epilog=_examples_text([EXAMPLES[module.COMMAND][0] for module in SUBCOMMANDS]) +
         "\n\n'outbound-email COMMAND --help' shows a command's options and more examples.")
     parser.add_argument("--version", action="version", version="%(prog)s {0}".format(package_version()))

@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from resilient_lib import RequestsCommon
 
-from fn_outbound_email.cli.common import EXIT_FAILED, EXIT_OK, BackgroundServer, error, read_app_config
+from fn_outbound_email.cli.common import (DEFAULT_CONFIG_HELP, EXIT_FAILED, EXIT_OK, BackgroundServer,
+                                          default_app_config_path, error, read_app_config)
 from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider, request_token
 from fn_outbound_email.lib.errors import ConfigurationError, OAuth2Error
 from fn_outbound_email.lib.settings import SECTION, load_oauth2_settings
@@ -73,7 +74,7 @@ def register(subparsers):
                     "configured oauth2_grant (refresh_token, client_credentials or jwt_bearer).".format(SECTION))
     parser.add_argument("-c", "--config", metavar="APP_CONFIG",
                         help="app.config to read client_id, client_secret, auth_url, token_url and scope from "
-                             "(default: $APP_CONFIG_FILE, else ~/.resilient/app.config, when it exists)")
+                             "({0})".format(DEFAULT_CONFIG_HELP))
     for key, flag in CLIENT_KEYS:
         parser.add_argument(flag, dest=key, metavar=key.upper(), help="overrides {0} of app.config".format(key))
     redirect = parser.add_mutually_exclusive_group()
@@ -188,11 +189,7 @@ def describe_scopes(token, requested):
 
 def _app_config_path(args):
     """-c, else the default app.config when it exists, else None."""
-    if args.config:
-        return args.config
-    from resilient import get_config_file
-    default = get_config_file()
-    return default if os.path.isfile(default) else None
+    return default_app_config_path(args.config)
 
 
 def _client_settings(args):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from fn_outbound_email.lib.settings import PACKAGE_DIR
-from fn_outbound_email.lib.soar.client import SoarClient, clear_field_cache
+from fn_outbound_email.lib.soar.client import SoarClient, SoarError, clear_field_cache
 
 SAMPLE_DIR = os.path.join(PACKAGE_DIR, "data", "sample")
 # a documentation domain: links in previews point nowhere real
@@ -141,6 +141,26 @@ def load_incident_data(incident=None, artifacts=None, notes=None, fields=None):
     )
 
 
+def add_data_file_arguments(parser):
+    """The options that replace pieces of the bundled sample with files saved from SOAR (render and demo)."""
+    offline = parser.add_argument_group("incident data files (each one not given comes from the bundled sample)")
+    offline.add_argument("--incident", metavar="FILE", help="GET /incidents/<id>?handle_format=names")
+    offline.add_argument("--artifacts", metavar="FILE", help="POST /incidents/<id>/artifacts/query_paged")
+    offline.add_argument("--notes", metavar="FILE", help="POST /incidents/<id>/comments/query")
+    offline.add_argument("--fields", metavar="FILE", help="GET /types/incident (or its fields list)")
+    return offline
+
+
+def describe_sources(args):
+    """Which incident data came from the user's files and which from the bundled sample, in one line."""
+    given = [(name, getattr(args, name, None)) for name in ("incident", "artifacts", "notes", "fields")]
+    own = ["{0} from {1}".format(name, path) for name, path in given if path]
+    sample = [name for name, path in given if not path] + ["attachments", "data tables"]
+    if not own:
+        return "the bundled sample incident (with its artifacts, notes, attachments and data tables)"
+    return "{0}; {1} from the bundled sample".format("; ".join(own), ", ".join(sample))
+
+
 # --- the REST stand-in -------------------------------------------------------------------------------------
 class OfflineSoarRest:
     """Answers the REST calls of ``SoarClient`` (and resilient_lib's helpers) from an IncidentData."""
@@ -203,8 +223,9 @@ class OfflineSoarRest:
             return {"type_name": "incident", "fields": self._data.fields}
         if type_name in self._data.datatables:
             return {"type_name": type_name, "fields": self._data.datatables[type_name]["fields"]}
-        raise OfflineDataError("The offline incident data has no data table '{0}' (it has: {1})".format(
-            type_name, ", ".join(sorted(self._data.datatables)) or "none"))
+        # as SOAR answers for a type it does not have (HTTP 404): template_helper renders the table as '-'
+        raise SoarError("The offline incident data has no data table '{0}' (it has: {1})".format(
+            type_name, ", ".join(sorted(self._data.datatables)) or "none"), status_code=404)
 
     def _table_rows(self, table):
         self._type(table)                       # the same clear error for an unknown table

@@ -16,11 +16,12 @@ import re
 from fn_outbound_email.cli.common import (APP_CONTEXT_NAMES, EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer,
                                           describe_parts, parse_message, print_template_warnings, read_app_config,
                                           report_failure, write_file)
-from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
+from fn_outbound_email.cli.offline_soar import add_data_file_arguments, load_incident_data, offline_soar_client
 from fn_outbound_email.components.funct_send_email2 import build_request
 from fn_outbound_email.lib.errors import ConfigurationError, MailError
 from fn_outbound_email.lib.mailer import Mailer
 from fn_outbound_email.lib.settings import SECTION, load_settings
+from fn_outbound_email.lib.soar.client import SoarError
 
 COMMAND = "render"
 PREVIEW_NAME = "preview"
@@ -45,11 +46,7 @@ def register(subparsers):
                         help="app.config: template labels, date_format and (with --eml) S/MIME signing; with "
                              "--incident-id also the SOAR connection")
     parser.add_argument("--incident-id", type=int, metavar="N", help="read incident N live from SOAR (needs -c)")
-    offline = parser.add_argument_group("offline incident data (each file defaults to the bundled sample)")
-    offline.add_argument("--incident", metavar="FILE", help="GET /incidents/<id>?handle_format=names")
-    offline.add_argument("--artifacts", metavar="FILE", help="POST /incidents/<id>/artifacts/query_paged")
-    offline.add_argument("--notes", metavar="FILE", help="POST /incidents/<id>/comments/query")
-    offline.add_argument("--fields", metavar="FILE", help="GET /types/incident (or its fields list)")
+    add_data_file_arguments(parser)
     parser.add_argument("--set", dest="variables", action="append", default=[], metavar="NAME=VALUE",
                         help="a template variable, e.g. --set show_artifacts=true; VALUE is read as JSON when it "
                              "parses, else as text (repeatable)")
@@ -146,7 +143,9 @@ def _incident_source(args, opts):
         soar = _live_soar(opts)
         try:
             return soar, soar.get_incident(args.incident_id)
-        except Exception as err:   # an HTTP error of the resilient client: no such incident, no permission ...
+        except SoarError:          # it names the incident and how SOAR answered already
+            raise
+        except Exception as err:   # anything else the resilient client raises
             raise MailError("Cannot read incident {0} from SOAR: {1}".format(args.incident_id, err))
     data = load_incident_data(incident=args.incident, artifacts=args.artifacts, notes=args.notes, fields=args.fields)
     return offline_soar_client(data), data.incident

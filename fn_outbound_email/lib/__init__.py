@@ -4,7 +4,8 @@
 - ``mailer.py``: the pipeline itself: validate a request, render, fetch attachments, compose, protect, deliver.
 - ``templates/``: Jinja in a sandbox: ``render`` (the environment), ``helper`` (``template_helper``, the names
   templates call), ``check`` (warnings for authors), ``limits`` (time and size budgets), ``sanitize`` (safe_html).
-- ``message/``: the MIME message: ``compose``, ``addresses`` (parsing and header checks), ``smime``.
+- ``message/``: the MIME message: ``compose``, ``header_policy`` (the email package's policies and the check of
+  every header line it writes), ``addresses`` (parsing and header checks), ``smime``.
 - ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:
   retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
   sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport).

@@ -19,8 +19,8 @@ smtp_server=xxx.xxx.xxx.xxx
 #from_email_address=soar@example.com
 # Seconds one SMTP session may take: connecting, TLS, AUTH and the commands (the message data gets more by its size)
 smtp_conn_timeout=20
-# None (plain), starttls or ssl (implicit TLS)
-smtp_ssl_mode=None
+# starttls (upgrade to TLS after connecting, port 587), ssl (implicit TLS, port 465) or None (plain, port 25)
+smtp_ssl_mode=starttls
 # TLS certificate check: unset or true = system CA store, a path = that CA bundle,
 # false = no verification (not recommended; a warning is logged)
 #smtp_ssl_cafile=/path/to/ca_bundle.pem

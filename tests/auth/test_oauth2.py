@@ -211,12 +211,16 @@ def test_wrong_client_secret_says_so(oauth, smtp):
     assert smtp.messages == []
 
 
-def test_unreachable_token_endpoint_gives_the_reason(oauth, smtp):
+def test_unreachable_token_endpoint_gives_the_reason(oauth, smtp, caplog):
+    caplog.set_level(logging.DEBUG)
     with pytest.raises(OAuth2Error) as raised:
         send(mailer(oauth, smtp, token_url="http://127.0.0.1:{0}/token".format(free_port())))
     assert "Cannot connect to the OAuth2 token endpoint" in str(raised.value)
     assert "Connection refused" in str(raised.value)
     assert smtp.messages == []
+    # the clean reason only: not resilient_lib's raw ERROR line of the requests exception before it
+    assert not [record for record in caplog.records if record.name.startswith("resilient_lib")
+                and record.levelno >= logging.ERROR]
 
 
 def test_token_request_goes_through_the_app_proxy(oauth, smtp, monkeypatch):

@@ -140,13 +140,14 @@ def test_demo_mail_reads_like_an_incident_notice_in_html_and_text(tmp_path, caps
 
     link = "https://soar.example.com/#incidents/2095?orgId=201"        # no default port in the link
     assert b":443" not in data and link in text and 'href="{0}"'.format(link) in html
-    for line in ("Severity: High", "Status: Active", "Type: Phishing, Malware", "Created: 2024-08-01 06:40 UTC",
+    # dates as a default install writes them: ISO 8601 (app.config date_format unset), as render does
+    for line in ("Severity: High", "Status: Active", "Type: Phishing, Malware", "Created: 2024-08-01T06:40:00",
                  "Email Sender: accounts@invoices-example.net (Look-alike sender domain)",
-                 "Alex Analyst wrote on 2024-08-01 06:50 UTC:", "Sam Lead replied on 2024-08-01 07:00 UTC:"):
+                 "Alex Analyst wrote on 2024-08-01T06:50:00:", "Sam Lead replied on 2024-08-01T07:00:00:"):
         assert "\n" + line + "\n" in text
     # the reply follows its parent note, and the later note comes after both
     assert text.index("quarantined now") < text.index("Sam Lead replied") < text.index("Alex Analyst wrote on "
-                                                                                       "2024-08-01 07:40 UTC")
+                                                                                       "2024-08-01T07:40:00")
     # the same look: every line of the text part reads the same in the HTML part
     visible = " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
     for line in text.splitlines():
@@ -307,7 +308,7 @@ def test_render_shipped_datatable_template_offline(render):
 
 @pytest.mark.parametrize("source, line", [
     ("<p>{{ incident.name }}</p>\n\n{% for x in %}\n", 3),              # syntax error
-    ("line one\nline two\n{{ template_helper.get_datatable('nope', incident.id) }}\n", 3),   # runtime error
+    ("line one\nline two\n{{ template_helper.get_datatable('No Table', incident.id) }}\n", 3),   # runtime error
     ("{{ ''.__class__.__mro__ }}\n", 1),                                  # the sandbox says no
 ])
 def test_render_template_errors_exit_2_with_file_and_line(render, tmp_path, source, line):
@@ -316,6 +317,14 @@ def test_render_template_errors_exit_2_with_file_and_line(render, tmp_path, sour
     assert code == 2
     assert template_file in err and "line {0}".format(line) in err
     assert not os.path.exists(str(folder))
+
+
+def test_render_of_a_missing_data_table_shows_a_dash_and_warns_as_the_app_does(render, tmp_path):
+    template_file = write(tmp_path / "t.jinja", "Table:\n{{ template_helper.get_datatable('nope', incident.id) }}\n")
+    code, _, err, folder = render("--template", template_file)
+    assert code == 0, err
+    assert (folder / "preview.txt").read_text(encoding="utf-8") == "Table:\n-\n"
+    assert "warning: {0} line 2: SOAR has no data table 'nope' (rendered as '-')".format(template_file) in err
 
 
 def test_render_bad_data_file_is_a_clear_error(render, tmp_path):
@@ -372,6 +381,18 @@ def test_render_live_incident_through_the_resilient_client(render, app_config, m
     assert "https://soar.example.invalid/#incidents/2314?orgId=201" in text
 
 
+def test_render_of_a_missing_live_incident_says_so_once(render, app_config, monkeypatch):
+    monkeypatch.setenv("OUTBOUND_EMAIL_TEST_SOAR_PASSWORD", "not-a-real-password")
+    with open(app_config, encoding="utf-8") as handle:
+        config = handle.read().replace("tests.support.soar_mock.SoarMock", "tests.support.soar_mock.FaultSoarMock")
+    with open(app_config, "w", encoding="utf-8") as handle:
+        handle.write(config)
+    code, _, err, _ = render("-c", app_config, "--label", "example", "--incident-id", "404404")
+    assert code == 1
+    assert err.strip() == ("outbound-email render: error: Incident 404404 could not be read from SOAR: "
+                           "HTTP 404 Not Found")
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--label", "x"], "--label needs -c"),
     (["--incident-id", "5"], "--incident-id needs -c"),
@@ -383,3 +404,54 @@ def test_render_argument_mistakes_show_usage(render, arguments, message, capsys)
         render(*arguments)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_text_part_of_datatable_jinja_keeps_the_cells_apart(render):
+    from fn_outbound_email.cli.offline_soar import SAMPLE_DIR
+    template = os.path.join(os.path.dirname(SAMPLE_DIR), "templates", "datatable.jinja")
+    code, _, err, folder = render("-t", template)
+    assert code == 0, err
+    lines = (folder / "preview.txt").read_text(encoding="utf-8").splitlines()
+    assert "Date Sent | Status | From | Recipients | Subject" in lines
+    assert "2024-08-01T07:05:00 | Sent | soar@example.com | finance-lead@example.com | Incident 2095: please warn " \
+           "your team" in lines
+
+
+def test_demo_uses_the_given_incident_artifacts_and_notes_and_says_what_came_from_the_sample(tmp_path, capsys,
+                                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    incident = json.load(open(os.path.join(SAMPLE_DIR, "incident.json"), encoding="utf-8"))
+    incident.update(id=777, name="Lost laptop at the airport")
+    arguments = {
+        "--incident": write(tmp_path / "i.json", json.dumps(incident)),
+        "--artifacts": write(tmp_path / "a.json", json.dumps([{"id": 1, "type": "IP Address", "value": "198.51.100.9",
+                                                               "description": "airport wifi"}])),
+        "--notes": write(tmp_path / "n.json", json.dumps([{"id": 5, "parent_id": None, "user_fname": "Kim",
+                                                           "user_lname": "Lee", "create_date": 1722495000000,
+                                                           "text": "Laptop reported at the lost and found.",
+                                                           "children": []}])),
+    }
+    assert main(["demo"] + [item for pair in arguments.items() for item in pair]) == 0
+    out = capsys.readouterr().out
+    assert "Sent a mail about incident 777 " in out
+    assert "  Incident data: incident from {0}; artifacts from {1}; notes from {2}; fields, attachments, data tables " \
+           "from the bundled sample\n".format(arguments["--incident"], arguments["--artifacts"],
+                                              arguments["--notes"]) in out
+    _, message = read_eml(only_file(tmp_path / "outbox", ".eml"))
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "IP Address: 198.51.100.9 (airport wifi)" in text and "Laptop reported at the lost and found." in text
+    assert "accounts@invoices-example.net" not in text and "quarantined now" not in text    # not the sample's
+
+
+def test_demo_and_render_write_dates_alike_as_a_default_install(tmp_path, capsys, monkeypatch, render):
+    from fn_outbound_email.util.config import config_section_data
+    assert "\n#date_format=" in config_section_data()               # the generated app.config leaves it unset
+    code, _, err, folder = render("--set", "show_notes=true")
+    assert code == 0, err
+    preview = (folder / "preview.txt").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    _, message = read_eml(only_file(tmp_path / "outbox", ".eml"))
+    sent = message.get_body(preferencelist=("plain",)).get_content()
+    for line in ("Created: 2024-08-01T06:40:00", "Alex Analyst wrote on 2024-08-01T06:50:00:"):
+        assert "\n" + line + "\n" in preview and "\n" + line + "\n" in sent

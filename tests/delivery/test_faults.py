@@ -192,6 +192,7 @@ def test_stall_at_mail_past_the_timeout_names_the_timeout(server, backoff_sleeps
     server.script(mail=Fault(stall=STALL, reply="250 OK", times=None))
     prepared, error = failed_delivery(server, retries=0)
     assert "Timed out after {0:g} s".format(CLIENT_TIMEOUT) in str(error) and "smtp_conn_timeout" in str(error)
+    assert "waiting for the answer to MAIL FROM" in str(error)        # the step it hung on
     assert error.transient and not error.uncertain
     assert_whole_copies(server, prepared, received=0, accepted=0)
 
@@ -318,6 +319,13 @@ def test_login_mechanism_when_plain_is_not_offered(tls_pki, backoff_sleeps):
     with FaultSmtpServer(auth=True, tls_context=tls_pki.context, exclude_auth=("PLAIN",)) as server:
         prepared, outcome = deliver(server, **tls_login(tls_pki))
         assert auth_commands(server) == ["AUTH LOGIN"] and server.messages[0].auth_user == SMTP_USER
+
+
+def test_stall_at_auth_names_auth_and_never_the_credentials(auth_server, tls_pki, backoff_sleeps):
+    auth_server.script(auth=Fault(stall=STALL, reply="235 OK", times=None))
+    prepared, error = failed_delivery(auth_server, retries=0, **tls_login(tls_pki))
+    assert "Timed out after {0:g} s".format(CLIENT_TIMEOUT) in str(error)
+    assert "waiting for the answer to AUTH" in str(error) and SMTP_PASSWORD not in str(error)
 
 
 def test_454_at_auth_is_transient_and_retried(auth_server, tls_pki, backoff_sleeps):

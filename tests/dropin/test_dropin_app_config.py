@@ -3,8 +3,8 @@
 
 The original's generated [fn_outbound_email] section leaves smtp_user, smtp_password, from_email_address
 and smtp_ssl_cafile blank and names its template as data/example_send_email.jinja; blank means unset and
-that path is our shipped template. Our own generated section (util/config.py) sets the template and lets the
-port follow smtp_ssl_mode.
+that path is our shipped template. Our own generated section (util/config.py) sets the template, asks for
+STARTTLS and lets the port follow smtp_ssl_mode (587).
 """
 
 import configparser
@@ -111,6 +111,28 @@ class TestSendingWithTheOriginalSection:
         assert 'href="https://soar.example.invalid/#incidents/2314?orgId=201"' in html
         assert "Incident 2314: Phishing wave" in result["content"]["text"]
 
+    def test_the_text_playbook_sends_its_text_although_template_file_is_set(self, circuits_app, server):
+        # the inputs the exported "Send Incident Email Text" playbook's pre-processing script sets
+        import json
+        from fn_outbound_email.util.customizations import build
+        from tests.soar.test_customizations import SoarObject, run_pre_processing
+        with open(build.EXPORT_RES, encoding="utf-8") as export_file:
+            export = json.load(export_file)
+        inputs = run_pre_processing(export, "example_send_incident_email_text",
+                                    {"mail_to": "alice@example.com", "mail_from": "soc@example.com"},
+                                    incident=SoarObject(id=INCIDENT_ID, name="Lost <laptop> & {{ 7*7 }}",
+                                                        severity_code="High", plan_status="A",
+                                                        description="<p>Left on a train</p>"))
+        result = call_function(circuits_app, "send_email", {
+            name: value for name, value in vars(inputs).items() if value is not None})
+        assert result["success"] is True, result["reason"]
+        message = server.messages[0].message
+        assert message.get_content_type() == "text/plain"
+        text = message.get_content().replace("\r\n", "\n")
+        assert text.rstrip("\n") == inputs.mail_body_text.rstrip("\n")
+        assert text.startswith("Incident 2314: Lost <laptop> & {{ 7*7 }}\nSeverity: High\nStatus: Active\n")
+        assert "Left on a train" in text and "INCIDENT DETAILS" not in text
+
     def test_send_email2_without_mail_from_says_there_is_no_sender(self, circuits_app, server):
         # blank from_email_address and smtp_user: nothing to fall back on
         with pytest.raises(FunctionRaised) as raised:
@@ -164,6 +186,12 @@ def test_generated_section_sets_the_shipped_template_like_the_original():
 def test_generated_section_lets_the_port_follow_smtp_ssl_mode(mode, port):
     assert "smtp_port" not in as_opts(config_section_data())["fn_outbound_email"]
     assert load_settings(generated_opts(smtp_ssl_mode=mode)).smtp_port == port
+
+
+def test_generated_section_uses_starttls_on_port_587_as_the_originals_does():
+    assert as_opts(config_section_data())["fn_outbound_email"]["smtp_ssl_mode"] == "starttls"
+    settings = load_settings(generated_opts())
+    assert settings.ssl_mode == "starttls" and settings.smtp_port == 587
 
 
 def test_generated_section_is_valid_as_it_is():

@@ -10,6 +10,7 @@ Where our values differ from the original's on purpose, the expected value says 
 their label ("Active", not the code "A"), booleans show Yes/No.
 """
 
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -39,6 +40,12 @@ TABLE_ROWS = [
     {"id": 2, "cells": {"ioc": {"value": "good.example"}, "kind": {"value": "Domain"}}},
     {"id": 3, "cells": {"ioc": {"value": "evil.example"}, "kind": {"value": "URL"}}},
 ]
+# incidents get_query_result finds: the mock's own incident (which the template excludes) and two others
+QUERY_INCIDENTS = [
+    {"id": INCIDENT_ID, "name": "this one", "severity_code": "Medium", "plan_status": "A"},
+    {"id": 2400, "name": "Lost <laptop>", "severity_code": "High", "plan_status": "A"},
+    {"id": 2399, "name": "Spam", "severity_code": "Low", "plan_status": "A"},
+]
 ACTION_FIELDS = {
     "notify_level": _field("notify_level", "select", "Notify level",
                            values=[{"value": 501, "label": "Low"}, {"value": 502, "label": "High"}]),
@@ -66,6 +73,22 @@ class DropinSoarMock(SoarMock):
     @resilient_endpoint("GET", r"/types/actioninvocation\?handle_format=names$")
     def types_actioninvocation(self, request):
         return self._json(request, {"type_name": "actioninvocation", "fields": ACTION_FIELDS})
+
+    # SOAR answers 404 for a data table (type) that does not exist
+    @resilient_endpoint("GET", r"/types/no_such_table\?handle_format=names$")
+    def types_no_such_table(self, request):
+        return self._json(request, {"success": False, "message": "Type not found"}, status=404)
+
+    @resilient_endpoint("GET", r"/incidents/[0-9]+/table_data/no_such_table")
+    def no_such_table_rows(self, request):
+        return self._json(request, {"success": False, "message": "Type not found"}, status=404)
+
+    queries = []
+
+    @resilient_endpoint("POST", r"/incidents/query_paged\?handle_format=names$")
+    def query_paged(self, request):
+        DropinSoarMock.queries.append(request.json())
+        return self._json(request, {"recordsTotal": len(QUERY_INCIDENTS), "data": QUERY_INCIDENTS})
 
 
 resilient_mock = DropinSoarMock
@@ -137,6 +160,12 @@ class TestEveryHelperRendersTheOriginalsValue:
         ("mail.mail_to", "alice@example.com, Bob <bob@example.com>"),
         ("mail.mail_bcc.count", "1"),
         ("mail.mail_incident_id", str(INCIDENT_ID)),
+        # the four methods the original had besides those
+        ("field_defs.severity_code", "Severity"),
+        ("datatable_value", "URL"),
+        # a data table SOAR does not have renders '-', as in the original, instead of failing the mail
+        ("missing_datatable", "-"),
+        ("missing_datatable_values", "-"),
     ])
     def test_value(self, sent, name, expected):
         assert value_of(sent["lines"], name) == expected
@@ -152,6 +181,17 @@ class TestEveryHelperRendersTheOriginalsValue:
         assert values_of(sent["lines"], "note") == ["Parent note", "Child note", "Second note"]
         assert values_of(sent["lines"], "top_note") == ["Parent note", "Second note"]
         assert "Email Sent if mail server" not in sent["text"]
+
+    def test_notes_helper_appends_every_descendant(self, sent):
+        assert values_of(sent["lines"], "descendant") == ["Child note"]
+
+    def test_get_query_result_is_a_table_of_the_matching_incidents_without_the_excluded(self, sent):
+        table = value_of(sent["lines"], "query_result")
+        assert table == ('<table border="1"><tr><th>Name</th><th>Severity</th></tr>'
+                         '<tr><td>Lost &lt;laptop&gt;</td><td>High</td></tr><tr><td>Spam</td><td>Low</td></tr></table>')
+        query = DropinSoarMock.queries[-1]
+        assert query["filters"] == [{"conditions": [{"field_name": "plan_status", "method": "equals", "value": "A"}]}]
+        assert query["sorts"] == [{"field_name": "create_date", "type": "desc"}]
 
     def test_datatable_html(self, sent):
         table = value_of(sent["lines"], "datatable")
@@ -236,3 +276,51 @@ def test_format_timestamp_writes_utc_as_the_original_on_app_host():
     assert helper.format_timestamp(int(moment.timestamp() * 1000)) == "2024-02-29T23:59:58.125000"
     assert TemplateHelper(None, "%d.%m.%Y %H:%M %z").format_timestamp(int(moment.timestamp() * 1000)) == \
         "29.02.2024 23:59 +0000"
+
+
+def test_a_missing_data_table_renders_a_dash_with_a_template_warning(circuits_app, server, caplog):
+    caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.templates.check")
+    template = ("<p>Table: {{ template_helper.get_datatable('no_such_table', incident.id) }}</p>\n"
+                "<p>Values: {{ template_helper.get_datatable_value_array(incident.id, 'no_such_table', 'ioc') }}"
+                "</p>\n<p>Fields: {{ template_helper.get_field_defs('no_such_table') | length }}</p>")
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com", "mail_subject": "missing table",
+        "mail_inline_template": template})
+    assert result["success"] is True, result["reason"]
+    html = server.messages[0].message.get_body(preferencelist=("html",)).get_content()
+    assert "<p>Table: -</p>" in html and "<p>Values: -</p>" in html and "<p>Fields: 0</p>" in html
+    logged = [record.getMessage() for record in caplog.records]
+    assert "Template 'mail_inline_template' line 1: SOAR has no data table 'no_such_table' (rendered as '-')" in logged
+    assert "Template 'mail_inline_template' line 2: SOAR has no data table 'no_such_table' (rendered as '-')" in logged
+    assert "Template 'mail_inline_template' line 3: SOAR has no type 'no_such_table' (get_field_defs gave no fields)" \
+        in logged
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("get_query_result('plan_status', ['name'], [])", "query_conditions must be a list of conditions"),
+    ("get_query_result([{'field': 'plan_status'}], ['name'], [])", "each condition needs field_name and method"),
+    ("get_query_result([{'field_name': 'plan_status', 'method': 'equals', 'value': 'A'}], [1], [])",
+     "want_fields_list must be a list of incident field names"),
+])
+def test_get_query_result_with_wrong_arguments_fails_the_send_with_a_clear_reason(circuits_app, server, call,
+                                                                                   expected):
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
+        "mail_inline_template": "{{ template_helper." + call + " }}"})
+    assert result["success"] is False and expected in result["reason"], result["reason"]
+    assert server.messages == []
+
+
+def test_get_query_result_says_when_it_shows_fewer_incidents_than_match(circuits_app, server, caplog, monkeypatch):
+    monkeypatch.setattr("fn_outbound_email.lib.templates.helper.QUERY_MAX_ROWS", 1)
+    caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.templates.check")
+    result = call_function(circuits_app, "send_email2", {
+        "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",
+        "mail_inline_template": "<div>{{ template_helper.get_query_result([{'field_name': 'plan_status', "
+                                "'method': 'equals', 'value': 'A'}], ['name'], [incident.id]) }}</div>"})
+    assert result["success"] is True, result["reason"]
+    html = server.messages[0].message.get_body(preferencelist=("html",)).get_content()
+    assert "<td>Lost &lt;laptop&gt;</td>" in html and "<td>Spam</td>" not in html
+    assert DropinSoarMock.queries[-1]["length"] == 2          # one to show, plus the one excluded
+    assert "Template 'mail_inline_template' line 1: get_query_result shows the newest 1 incidents; 3 match the " \
+           "conditions" in [record.getMessage() for record in caplog.records]

@@ -21,8 +21,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from fn_outbound_email.cli.offline_soar import AttachmentFile, load_incident_data, offline_soar_client
+from fn_outbound_email.lib.message import compose, header_policy
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
-from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.settings import load_settings
 from tests.support.smtp_server import RecordingHandler, SmtpTestServer, free_port, serve_on_bound_socket
 
@@ -154,7 +154,7 @@ def test_the_finding_is_refused_through_the_send_pipeline_and_a_safe_encoded_sub
 ])
 def test_a_folded_line_that_is_not_one_header_field_is_refused(line, problem):
     with pytest.raises(ValueError, match=re.escape(problem)) as raised:
-        compose.verified_header_line(line, "The Subject header (mail_subject)")
+        header_policy.verified_header_line(line, "The Subject header (mail_subject)")
     assert str(raised.value).startswith("The Subject header (mail_subject) would not be one header line")
 
 
@@ -162,7 +162,7 @@ def test_a_folded_line_that_is_not_one_header_field_is_refused(line, problem):
                                   b"S: a\r\n \r\n",       # a line of only white space is folding white space
                                   b"X: " + b"y" * 995 + b"\r\n"])
 def test_a_proper_header_field_passes_unchanged(line):
-    assert compose.verified_header_line(line, "X") is line
+    assert header_policy.verified_header_line(line, "X") is line
 
 
 def refused_or_one_harmless_line(name, value, source):
@@ -171,7 +171,7 @@ def refused_or_one_harmless_line(name, value, source):
     such an encoded word encoded (or, for an address, cannot read it back and is refused for that), later patch
     releases decode it to CR/LF, which the check refuses."""
     try:
-        line = compose.header_line(name, value)
+        line = header_policy.header_line(name, value)
     except ValueError as err:
         assert str(err).startswith((source + " would not be one header line",
                                     source + " would not read back as the addresses given")), err
@@ -192,22 +192,32 @@ def test_the_check_refuses_a_folded_line_whatever_the_python_patch_level():
     """The outcome that does not depend on the email package: a line the package would write with a bare CR/LF
     is refused by the check itself (what 3.11.7 and later produce for the encoded words above)."""
     with pytest.raises(ValueError, match=r"The Subject header \(mail_subject\) would not be one header line"):
-        compose.verified_header_line(b"Subject: a\r\nBcc: x\r\n", "The Subject header (mail_subject)")
+        header_policy.verified_header_line(b"Subject: a\r\nBcc: x\r\n", "The Subject header (mail_subject)")
 
 
 def test_the_check_covers_attachment_part_headers(monkeypatch):
     monkeypatch.setattr(compose, "safe_attachment_name", lambda name: name)      # past the name checks
+    monkeypatch.setattr(compose, "_check_read_back", lambda part, filename, name: None)
     attachment = compose.Attachment("=?utf-8?q?a=0D=0AX-Injected:_1?=.pdf", b"%PDF")
     with pytest.raises(ValueError, match=r"The Content-Disposition header of attachment .* would not be one header"):
         compose.build_content("body", [attachment])
 
 
-def test_the_short_ascii_path_goes_through_the_check_too(monkeypatch):
+def test_every_header_line_the_email_package_writes_goes_through_the_check(monkeypatch):
     checked = []
-    monkeypatch.setattr(compose, "verified_header_line", lambda line, source: checked.append(line) or line)
-    assert compose.header_line("Subject", "plain") == b"Subject: plain\r\n"
-    assert compose.header_line("Subject", "Grüße") == b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+    monkeypatch.setattr(header_policy, "verified_header_line", lambda line, source: checked.append(line) or line)
+    assert header_policy.header_line("Subject", "plain") == b"Subject: plain\r\n"
+    assert header_policy.header_line("Subject", "Grüße") == b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
     assert checked == [b"Subject: plain\r\n", b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"]
+    del checked[:]
+    headers = compose.OuterHeaders(sender=Address("SOAR", "soar", "example.com"),
+                                   to=[Address("Jürgen", "j", "example.com")], subject="S", message_id="<1@x.example>",
+                                   in_reply_to="<0@x.example>", importance="high")
+    content = compose.build_content("<p>body</p>", [compose.Attachment("März.pdf", b"%PDF")])
+    message = compose.assemble(headers, content)
+    # every header line of the message, outer or part header, folded lines joined back
+    written = re.findall(rb"^[!-9;-~]+:.*\r\n(?:[ \t].*\r\n)*", message, re.MULTILINE)
+    assert len(written) == 19 and sorted(written) == sorted(checked)
 
 
 # --- message ids: what goes on the wire is what the result reports -------------------------------------------

@@ -17,7 +17,8 @@ import zipfile
 
 import pytest
 
-from tests.support.app_package import ROOT, build_app_zip, package_copy, run_validate, sdk_executable, source_files
+from tests.support.app_package import (ROOT, SETUPTOOLS_WARNING, build_app_zip, package_copy, run_validate, sdk_executable,
+                               source_files)
 
 VERSION = "3.0.0"
 EXPORT_RES = "fn_outbound_email/util/data/export.res"
@@ -41,10 +42,18 @@ def validate_result(package_dir):
     return run_validate(package_dir)
 
 
+PACKAGE_OUTPUT = []         # what resilient-sdk package printed
+
+
 @pytest.fixture(scope="module")
 def app_zip(package_dir, validate_result):
-    # after validate, so the zip carries dist/validate_report.md as a submission would
-    with zipfile.ZipFile(build_app_zip(package_dir)) as archive:
+    # after validate, so the zip carries dist/validate_report.md as a submission would; a codegen backup and
+    # bytecode lie in the tree as in a developer's checkout, and the sdist must leave them out
+    for leftover in ("fn_outbound_email/util/customize.py-20240101120000.bak", "tests/__pycache__/x.cpython-311.pyc"):
+        path = os.path.join(package_dir, leftover)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+    with zipfile.ZipFile(build_app_zip(package_dir, PACKAGE_OUTPUT)) as archive:
         yield archive
 
 
@@ -64,6 +73,13 @@ class TestResilientSdk:
 
     def test_validate_reports_no_critical_issue_and_no_failed_check(self, validate_result):
         assert (validate_result.criticals, validate_result.failed_checks) == (0, []), validate_result.output
+
+    def test_package_prints_no_setuptools_warning_but_the_sdk_template_lines(self, app_zip):
+        # display_name reaches resilient-sdk, not setuptools, and MANIFEST.in names files by what they are; only
+        # resilient-sdk's own template line 'global-exclude *.bak' (validate checks for it) has nothing to exclude
+        assert PACKAGE_OUTPUT
+        assert set(SETUPTOOLS_WARNING.findall(PACKAGE_OUTPUT[0])) <= {
+            "warning: no previously-included files matching '*.bak' found anywhere in distribution"}, PACKAGE_OUTPUT[0]
 
     def test_app_zip_holds_app_json_export_res_sdist_and_validate_report(self, app_zip):
         assert {"app.json", "export.res", SDIST, "validate_report.md"} <= set(app_zip.namelist())
@@ -106,6 +122,9 @@ class TestSdist:
 
     def test_sdist_holds_the_payload_samples(self, sdist):
         assert source_files("payload_samples") <= sdist_names(sdist)
+
+    def test_sdist_leaves_out_codegen_backups_and_bytecode(self, sdist):
+        assert not [name for name in sdist_names(sdist) if name.endswith((".bak", ".pyc")) or "__pycache__" in name]
 
 
 @pytest.fixture(scope="module")

@@ -62,3 +62,18 @@ def test_the_readme_keeps_no_default_port_in_links_and_no_unfilled_placeholder()
     upgrading = readme[readme.index("## Upgrading from IBM's app"):readme.index("## Troubleshooting")]
     for heading in ("### What carries over unchanged", "### What changed on purpose, and why", "### Steps"):
         assert heading in upgrading
+
+
+def test_the_template_helper_table_lists_exactly_the_methods_templates_can_call():
+    from fn_outbound_email.lib.templates.helper import TemplateHelper
+    readme = read("README.md")
+    start = readme.index("It has exactly these 18 methods")
+    table = readme[start:readme.index("\n\n", readme.index("| method |", start))]
+    listed = set(re.findall(r"`(\w+)\(", table))
+    assert listed == set(TemplateHelper.TEMPLATE_METHODS) and len(listed) == 18     # IBM's 17 and get_task
+
+
+def test_the_check_command_and_the_selftest_order_are_documented():
+    readme = read("README.md")
+    assert "outbound-email check" in readme
+    assert "resilient-sdk validate -p . --validate" in readme

@@ -87,9 +87,16 @@ def run_validate(package_dir):
     return ValidateResult(int(criticals.group(1)), int(warnings.group(1)), failed_checks, output)
 
 
-def build_app_zip(package_dir):
-    """`resilient-sdk package`: the App Host zip in package_dir/dist (with dist/validate_report.md if present)."""
+# what setuptools prints about setup.py options and MANIFEST.in patterns while the sdist is built
+SETUPTOOLS_WARNING = re.compile(r"^(warning: .*|WARNING Unknown distribution option: .*)$", re.MULTILINE)
+
+
+def build_app_zip(package_dir, outputs=None):
+    """`resilient-sdk package`: the App Host zip in package_dir/dist (with dist/validate_report.md if present).
+    The command's output is appended to ``outputs`` when given."""
     output = _run_sdk(package_dir, "package")
+    if outputs is not None:
+        outputs.append(output)
     zips = glob.glob(os.path.join(package_dir, "dist", "app-*.zip"))
     if len(zips) != 1:
         raise SdkCommandError("expected one app-*.zip in dist/, found {0}:\n{1}".format(zips, output))

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-"""The content entity as the email package alone writes it: what compose.build_content must equal."""
+"""The content entity as the stock email package alone writes it (policy.SMTP, attachments encoded by
+add_attachment): what compose.build_content must equal, byte for byte."""
 
+import email.policy
 import re
 from email.message import MIMEPart
 
@@ -23,7 +25,7 @@ def text_encoding(text):
 def email_package_entity_bytes(body, attachments=(), html=None, boundaries=()):
     """Build with set_content / make_alternative / add_alternative / make_mixed / add_attachment."""
     boundaries = list(boundaries)
-    entity = MIMEPart(policy=compose.SMTP_POLICY)
+    entity = MIMEPart(policy=email.policy.SMTP)
     if compose.looks_like_html(body) if html is None else html:
         plain = compose.html_to_text(body)
         entity.set_content(plain, subtype="plain", charset="utf-8", cte=text_encoding(plain))
@@ -37,7 +39,7 @@ def email_package_entity_bytes(body, attachments=(), html=None, boundaries=()):
             maintype, subtype = attachment.mime_type
             entity.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
                                   filename=compose.safe_attachment_name(attachment.name))
-    return entity.as_bytes(policy=compose.SMTP_POLICY)
+    return entity.as_bytes(policy=email.policy.SMTP)
 
 
 def matches_email_package(body, attachments=(), html=None):

@@ -70,12 +70,18 @@ def test_a_custom_field_named_at_the_top_level_gets_the_hint(render, tmp_path):
 
 
 def test_printing_a_method_or_the_helper_prints_nothing_and_says_why(render):
-    _, text, warnings, err = render("[{{ template_helper.get_notes }}]\n[{{ template_helper }}]\n")
-    assert text == "[]\n[]\n"
+    # the hint writes the call: with (...) when the method needs arguments, with () when it needs none
+    _, text, warnings, err = render("[{{ template_helper.get_notes }}]\n[{{ template_helper }}]\n"
+                                    "[{{ incident.name.upper }}]\n[{{ incident.name.replace }}]\n")
+    assert text == "[]\n[]\n[]\n[]\n"
     assert warnings == [
         (1, "template_helper.get_notes is a method: call it with parentheses, e.g. "
             "{{ template_helper.get_notes(...) }} (printed nothing)"),
-        (2, "template_helper cannot be shown as text (printed nothing)")]
+        (2, "template_helper cannot be shown as text (printed nothing)"),
+        (3, "incident.name.upper is a method: call it with parentheses, e.g. {{ incident.name.upper() }} "
+            "(printed nothing)"),
+        (4, "incident.name.replace is a method: call it with parentheses, e.g. {{ incident.name.replace(...) }} "
+            "(printed nothing)")]
     assert not PYTHON_REPR.search(err)
 
 
@@ -174,3 +180,23 @@ def test_demo_prints_the_warnings_of_the_template_it_sends(tmp_path, capsys, mon
     assert main(["demo", "--template", str(template)]) == 0
     err = capsys.readouterr().err
     assert "outbound-email demo: warning: {0} line 2: the incident has no field 'sevrity_code'".format(template) in err
+
+
+def test_misspelt_names_get_a_did_you_mean(render):
+    code, text, warnings, _ = render("{{ incident.nmae }}\n"
+                                     "{{ template_helper.get_incident_value(incident, 'severity_cod') }}\n"
+                                     "{{ incident.properties.email_mesage_id }}\n"
+                                     "{{ incident.zzzz }}\n")
+    assert code == 0
+    assert warnings == [
+        (1, "the incident has no field 'nmae' (did you mean 'name'?) (rendered as empty)"),
+        (2, "get_incident_value: the incident has no field 'severity_cod' (did you mean 'severity_code'?) (gave None)"),
+        (3, "the incident has no custom field 'email_mesage_id' (did you mean 'email_message_id'?) "
+            "(rendered as empty)"),
+        (4, "the incident has no field 'zzzz' (rendered as empty)")]
+
+
+def test_a_misspelt_helper_method_gets_a_did_you_mean():
+    with pytest.raises(TemplateError) as raised:
+        TemplateRenderer().render("{{ template_helper.get_note(note) }}", _sample_context(), name="t.jinja")
+    assert "template_helper has no method 'get_note' (did you mean 'get_notes'?)" in str(raised.value)

@@ -1,17 +1,17 @@
 # -*- coding: utf-8 -*-
 """Unit tests of the pieces under the send path: templating, template_helper, composing."""
 
+import email.policy
 import threading
 
 import pytest
 
-from fn_outbound_email.lib.errors import TemplateError
-from fn_outbound_email.lib.message import compose
-from fn_outbound_email.lib.message import html_tokens
+from fn_outbound_email.lib.message import compose, header_policy, html_tokens
 from fn_outbound_email.lib.message.addresses import parse_address, parse_address_list
+from fn_outbound_email.lib.errors import TemplateError
+from fn_outbound_email.lib.templates.sanitize import sanitize_html
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import TemplateRenderer
-from fn_outbound_email.lib.templates.sanitize import sanitize_html
 
 
 class FieldsOnlySoar:
@@ -138,7 +138,7 @@ def test_html_to_text_keeps_structure_and_links():
     text = compose.html_to_text("<h1>Title</h1><p>One<br>Two</p><table><tr><td>a</td><td>b</td></tr></table>"
                                 "<a href='https://x.example/'>link</a><script>no()</script>")
     assert text.splitlines()[0] == "Title"
-    assert "One\nTwo" in text and "a b" in text and "link <https://x.example/>" in text and "no()" not in text
+    assert "One\nTwo" in text and "a | b" in text and "link <https://x.example/>" in text and "no()" not in text
 
 
 @pytest.mark.parametrize("html, expected", [
@@ -147,7 +147,9 @@ def test_html_to_text_keeps_structure_and_links():
     ("<head><title>T</title><style>p {}</style></head><p>x &amp; y</p>", "x & y\n"),
     ("<p>mail <a href='mailto:a@example.com'>a@example.com</a>, <a href='https://x/'>https://x/</a></p>",
      "mail a@example.com, https://x/\n"),                                # no link target repeated
-    ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k v\n1 2\n"),
+    ("<table><tr><th>k</th><th>v</th></tr><tr><td>1</td><td>2</td></tr></table>", "k | v\n1 | 2\n"),
+    ("<table><tr><td>Severity:</td><td>High</td></tr><tr><td>a</td><td></td><td>c</td></tr></table>",
+     "Severity: High\na | | c\n"),                                        # a label cell is followed by a space
     ("<p>one</p>\n\n\n\n<p>two</p>", "one\n\ntwo\n"),
     ("<a href='https://a/'>a <a href='https://b/'>b</a>", "a <https://a/>b <https://b/>\n"),    # links do not nest
 ])
@@ -205,7 +207,7 @@ def test_malformed_addresses_are_rejected_with_the_value(value):
 
 def _email_package_header(name, value):
     from email.message import EmailMessage
-    message = EmailMessage(policy=compose.SMTP_POLICY)
+    message = EmailMessage(policy=email.policy.SMTP)
     message[name] = value
     return message.as_bytes()[:-2]          # without the blank line that ends the header block
 
@@ -224,4 +226,4 @@ def _email_package_header(name, value):
     ("Date", "Sun, 29 Nov 2026 12:20:00 +0000"),
 ])
 def test_header_lines_are_what_the_email_package_writes(name, value):
-    assert compose.header_line(name, value) == _email_package_header(name, value)
+    assert header_policy.header_line(name, value) == _email_package_header(name, value)

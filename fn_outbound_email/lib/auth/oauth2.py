@@ -80,14 +80,16 @@ APP_ONLY_SMTP_HINT = {
 }
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
-# resilient_lib logs every response body at DEBUG; a token response carries tokens, so its records are
-# dropped while this thread waits for one
+# While this thread waits for a token, resilient_lib's own records are dropped: at DEBUG it logs every
+# response body, and a token response carries tokens; at ERROR it logs the raw requests exception, which
+# request_token turns into a clean TokenEndpointError that the caller reports (the raw line would come first,
+# saying the same in urllib3's words). Its retry warnings pass.
 _token_call = threading.local()
 
 
 class _NoTokenBodies(logging.Filter):
     def filter(self, record):
-        return record.levelno > logging.DEBUG or not getattr(_token_call, "active", False)
+        return not getattr(_token_call, "active", False) or logging.DEBUG < record.levelno < logging.ERROR
 
 
 logging.getLogger(RequestsCommon.__module__).addFilter(_NoTokenBodies())

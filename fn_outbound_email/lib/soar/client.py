@@ -43,7 +43,19 @@ API_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class SoarError(MailError):
-    """A SOAR REST call failed; the message names what was being read and how SOAR answered."""
+    """A SOAR REST call failed; the message names what was being read and how SOAR answered.
+
+    ``status_code`` is SOAR's HTTP status when it answered with one (404: no such object), else None.
+    """
+
+    def __init__(self, message, status_code=None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _status_of(err):
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None) if response is not None else None
 
 
 def _fault(err):
@@ -169,13 +181,13 @@ class SoarClient:
         try:
             return self._rest.get(uri, timeout=REST_TIMEOUT, skip_retry=NO_RETRY)
         except _REST_FAULTS as err:
-            raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)))
+            raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)), _status_of(err))
 
     def _post(self, what, uri, payload):
         try:
             return self._rest.post(uri, payload, timeout=REST_TIMEOUT, skip_retry=NO_RETRY)
         except _REST_FAULTS as err:
-            raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)))
+            raise SoarError("{0} could not be read from SOAR: {1}".format(what, _fault(err)), _status_of(err))
 
     # --- incident data -------------------------------------------------------------------------
     def get_incident(self, incident_id):
@@ -281,6 +293,18 @@ class SoarClient:
         what = "Data table '{0}' of incident {1}".format(table_name, incident_id)
         result = self._get(what, "/incidents/{0}/table_data/{1}?handle_format=names".format(incident_id, table_name))
         return _list_in(what, result, "rows")
+
+    def query_incidents(self, conditions, max_rows):
+        """The newest ``max_rows`` incidents matching ``conditions`` (SOAR query filter conditions), and how many
+        matched in all."""
+        query = {"filters": [{"conditions": conditions}], "sorts": [{"field_name": "create_date", "type": "desc"}],
+                 "start": 0, "length": int(max_rows)}
+        result = self._post("The incidents matching the query", "/incidents/query_paged?handle_format=names", query)
+        if not isinstance(result, dict):
+            return [], 0
+        incidents = [item for item in result.get("data") or [] if isinstance(item, dict)]
+        total = result.get("recordsTotal")
+        return incidents, total if isinstance(total, int) else len(incidents)
 
     # --- definitions -------------------------------------------------------------------------------
     def get_field_definitions(self, type_name="incident"):

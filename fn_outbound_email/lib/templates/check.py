@@ -21,6 +21,8 @@ Recording happens at use, not at lookup, so ``x | default(...)`` and
 
 import contextlib
 import contextvars
+import difflib
+import inspect
 import logging
 import re
 import sys
@@ -69,6 +71,21 @@ class _Recorder:
                 return name
         return None
 
+    def path_of(self, obj):
+        """How a template names ``obj``: a context name, or a key of a context dict one or two levels down
+        (``incident.name``, ``incident.properties.team``); None when it is none of those."""
+        name = self.name_of(obj)
+        if name is not None:
+            return name
+        for name, value in self.context.items():
+            for key, item in (value.items() if isinstance(value, dict) else ()):
+                if item is obj:
+                    return "{0}.{1}".format(name, key)
+                for inner_key, inner in (item.items() if isinstance(item, dict) else ()):
+                    if inner is obj:
+                        return "{0}.{1}.{2}".format(name, key, inner_key)
+        return None
+
     def add(self, message):
         warning = TemplateWarning(_template_line(), message)
         if warning not in self.warnings:
@@ -97,6 +114,14 @@ def _template_line():
     return None
 
 
+def did_you_mean(name, candidates):
+    """' (did you mean 'x'?)' when ``name`` looks like a misspelling of one of ``candidates``, else ''."""
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, [str(candidate) for candidate in candidates], n=1, cutoff=0.75)
+    return " (did you mean '{0}'?)".format(close[0]) if close else ""
+
+
 def _describe(obj, recorder):
     name = recorder.name_of(obj) if recorder else None
     if name:
@@ -120,12 +145,14 @@ def undefined_message(undefined):
         properties = obj.get("properties") if isinstance(obj, dict) else None
         if isinstance(properties, dict) and name in properties:
             return "the incident has no field '{0}' (it is a custom field: use incident.properties.{0})".format(name)
-        return "the incident has no field '{0}'".format(name)
+        return "the incident has no field '{0}'{1}".format(name, did_you_mean(name, obj if isinstance(obj, dict)
+                                                                                  else ()))
     incident = recorder.context.get("incident") if recorder else None
     if isinstance(incident, dict) and obj is incident.get("properties") and obj is not None:
-        return "the incident has no custom field '{0}'".format(name)
+        return "the incident has no custom field '{0}'{1}".format(name, did_you_mean(name, obj))
     if context_name == "template_helper":
-        return "template_helper has no method '{0}'".format(name)
+        methods = getattr(obj, "TEMPLATE_METHODS", ())
+        return "template_helper has no method '{0}'{1}".format(name, did_you_mean(name, methods))
     if not isinstance(name, str):
         return "{0} has no item {1}".format(_describe(obj, recorder), readable(repr(name)))
     return "{0} has no attribute or key '{1}'".format(_describe(obj, recorder), name)
@@ -169,18 +196,33 @@ def finalize(value):
     if callable(value):
         owner = getattr(value, "__self__", None)
         recorder = _current.get()
-        owner_name = recorder.name_of(owner) if recorder and owner is not None else None
+        owner_name = recorder.path_of(owner) if recorder and owner is not None else None
         method = "{0}.{1}".format(owner_name, value.__name__) if owner_name and hasattr(value, "__name__") else \
             getattr(value, "__name__", "a function")
-        _warn("{0} is a method: call it with parentheses, e.g. {{{{ {0}(...) }}}} (printed nothing)".format(method))
+        warn("{0} is a method: call it with parentheses, e.g. {{{{ {0}{1} }}}} (printed nothing)".format(
+            method, "()" if _takes_no_arguments(value) else "(...)"))
         return ""
     if _ADDRESS_REPR.search(str(value)):
-        _warn("{0} cannot be shown as text (printed nothing)".format(_describe(value, _current.get())))
+        warn("{0} cannot be shown as text (printed nothing)".format(_describe(value, _current.get())))
         return ""
     return value
 
 
-def _warn(message):
+def _takes_no_arguments(function):
+    """True when ``function`` can be called with no arguments (``name.upper``), False when it needs some or its
+    signature cannot be read (then the hint shows ``(...)``)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    return all(parameter.default is not parameter.empty or
+               parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+               for parameter in signature.parameters.values())
+
+
+def warn(message):
+    """Note a warning for the template being rendered (template_helper's methods use it too); outside a render
+    it is dropped."""
     recorder = _current.get()
     if recorder is not None:
         recorder.add(message)

@@ -16,11 +16,16 @@ from datetime import datetime, timezone
 
 from markupsafe import Markup, escape
 
-from fn_outbound_email.lib.soar.client import check_api_name
+from fn_outbound_email.lib.soar.client import SoarError, check_api_name
+from fn_outbound_email.lib.templates.check import did_you_mean, warn
 
 LOG = logging.getLogger(__name__)
 
 _DATE_TYPES = ("datetimepicker", "datepicker")
+# what a data table that does not exist renders as, as in the original app
+MISSING_TABLE = "-"
+# get_query_result shows at most this many incidents (the newest): its table goes into one mail
+QUERY_MAX_ROWS = 100
 
 
 def _text_of(value):
@@ -41,6 +46,39 @@ def _name_of(value):
 # script writes it, with the mail's body); the original leaves such notes out of get_notes, so a template
 # that lists notes does not copy earlier mails into every new one. Ours does the same.
 _SENT_MAIL_NOTE = "email sent if mail server is valid"
+
+
+def _note_entry(note):
+    """A note as get_notes and notes_helper list it: its fields, with its text as a string."""
+    entry = dict(note)
+    entry["text"] = _text_of(note.get("text")) or ""
+    return entry
+
+
+def _html_table(columns, rows):
+    """Rows of display values ({column name: text}) as an HTML table with the columns' labels as headers."""
+    head = "".join("<th>{0}</th>".format(escape(column.get("text") or column["name"])) for column in columns)
+    body = "".join("<tr>{0}</tr>".format("".join(
+        "<td>{0}</td>".format(escape(row.get(column["name"]) or "")) for column in columns)) for row in rows)
+    return Markup('<table border="1"><tr>{0}</tr>{1}</table>'.format(head, body))
+
+
+_CONDITION_KEYS = frozenset(("field_name", "method", "value", "evaluation_id"))
+
+
+def _query_conditions(conditions):
+    """SOAR query conditions as get_query_result takes them: a list of {"field_name", "method"[, "value"]}; any
+    other shape is a clear error instead of a SOAR error page."""
+    conditions = [conditions] if isinstance(conditions, dict) else conditions
+    if not isinstance(conditions, (list, tuple)) or not conditions:
+        raise ValueError("get_query_result: query_conditions must be a list of conditions such as "
+                         "{'field_name': 'plan_status', 'method': 'equals', 'value': 'A'}")
+    for condition in conditions:
+        if not isinstance(condition, dict) or not isinstance(condition.get("field_name"), str) or \
+                not isinstance(condition.get("method"), str) or not set(condition) <= _CONDITION_KEYS:
+            raise ValueError("get_query_result: each condition needs field_name and method (and value), got "
+                             "{0!r}".format(condition))
+    return [dict(condition) for condition in conditions]
 
 
 class LazyList:
@@ -80,7 +118,9 @@ class TemplateHelper:
     TEMPLATE_METHODS = frozenset((
         "get_incident_value", "get_artifacts", "get_notes", "generate_incident_url", "generate_task_url",
         "get_datatable", "get_datatable_value_array", "format_timestamp", "get_timestamp", "regex_replace",
-        "get_list_from_string", "get_action_field_value", "get_value_as_string", "get_task",
+        "get_list_from_string", "get_action_field_value", "get_value_as_string",
+        "get_field_defs", "get_datatable_value", "notes_helper", "get_query_result",
+        "get_task",         # this app's: task text for templates as data
     ))
 
     def __init__(self, soar, date_format=None):
@@ -113,11 +153,44 @@ class TemplateHelper:
             self._table_rows[key] = self._soar.get_datatable_rows(incident_id, name)
         return self._table_rows[key]
 
+    def _datatable(self, name, incident_id):
+        """(columns in display order, rows as {column name: display value}), or None with a template warning
+        when SOAR has no data table of that name (the original app rendered '-' then; any other fault of SOAR
+        still fails the send, naming it)."""
+        check_api_name(name, "Data table name")         # it becomes part of a REST path
+        try:
+            columns = sorted(self._soar.get_field_definitions(name).values(), key=lambda column: column.get("order", 0))
+            raw_rows = self._datatable_rows(incident_id, name)
+        except SoarError as err:
+            if err.status_code != 404:
+                raise
+            warn("SOAR has no data table '{0}' (rendered as '{1}')".format(name, MISSING_TABLE))
+            return None
+        rows = [{column["name"]: self.get_datatable_value(column, row) for column in columns} for row in raw_rows]
+        return columns, rows
+
     # --- values -------------------------------------------------------------------------------------
+    def get_field_defs(self, type_name):
+        """{field name: field definition} of a SOAR type ('incident', 'actioninvocation', a data table's name),
+        cached; an empty dict with a template warning when SOAR has no such type."""
+        try:
+            return self._soar.get_field_definitions(type_name)
+        except SoarError as err:
+            if err.status_code != 404:
+                raise
+            warn("SOAR has no type '{0}' (get_field_defs gave no fields)".format(type_name))
+            return {}
+
     def get_incident_value(self, incident, field_name):
-        """The incident field as a display string; None for an unknown field."""
-        field_def = self._soar.get_field_definitions("incident").get(field_name)
-        if field_def is None or incident is None:
+        """The incident field as a display string; None for an unknown field (with a template warning, as
+        ``incident.no_such_field`` has)."""
+        fields = self._soar.get_field_definitions("incident")
+        field_def = fields.get(field_name)
+        if field_def is None:
+            warn("get_incident_value: the incident has no field '{0}'{1} (gave None)".format(
+                field_name, did_you_mean(field_name, fields)))
+            return None
+        if incident is None:
             return None
         holder = incident.get(field_def.get("prefix")) if field_def.get("prefix") else incident
         value = (holder or {}).get(field_name)
@@ -143,6 +216,12 @@ class TemplateHelper:
             return self._rich_text(str(value["content"]))
         value = _text_of(value)
         return None if value is None else str(value)
+
+    def get_datatable_value(self, field_def, table_row):
+        """One data table row's value of the column ``field_def`` describes, as a display string."""
+        cells = (table_row.get("cells") if isinstance(table_row, dict) else None) or {}
+        cell = cells.get((field_def or {}).get("name")) or {}
+        return self.get_value_as_string(field_def, cell.get("value") if isinstance(cell, dict) else None)
 
     def get_action_field_value(self, action, field_name):
         """A field of an activity form (rule/playbook inputs) from its properties; a select's id shows its label."""
@@ -171,17 +250,21 @@ class TemplateHelper:
         """Notes flattened, each with its text; children follow their parent when asked. Root notes the original
         app wrote about its own sent mails are left out, as the original does."""
         flat = []
-
-        def visit(items):
-            for item in items or []:
-                entry = dict(item)
-                entry["text"] = _text_of(item.get("text")) or ""
-                flat.append(entry)
-                if get_children:
-                    visit(item.get("children"))
-
-        visit([item for item in note or [] if _SENT_MAIL_NOTE not in str(_text_of(item.get("text")) or "").lower()])
+        for item in note or []:
+            if _SENT_MAIL_NOTE in str(_text_of(item.get("text")) or "").lower():
+                continue
+            flat.append(_note_entry(item))
+            if get_children:
+                self.notes_helper(item, flat)
         return flat
+
+    def notes_helper(self, note, note_list):
+        """Append every descendant of ``note`` (children, their children ...) to the list ``note_list``, each
+        after its parent and with its text, as get_notes lists them. Prints nothing."""
+        for child in (note or {}).get("children") or []:
+            note_list.append(_note_entry(child))
+            self.notes_helper(child, note_list)
+        return ""
 
     def get_task(self, incident_id, task_id):
         """A task of the incident as data: id, name, and its instructions as rich text (sanitized HTML in an HTML
@@ -193,25 +276,47 @@ class TemplateHelper:
                 "instructions": self._rich_text(str(instructions)) if instructions else None}
 
     def get_datatable(self, name, incident_id, html=True):
-        """The incident's data table as an HTML table, or its rows as dicts with html=False."""
-        check_api_name(name, "Data table name")         # it becomes part of a REST path
-        columns = sorted(self._soar.get_field_definitions(name).values(), key=lambda column: column.get("order", 0))
-        rows = []
-        for row in self._datatable_rows(incident_id, name):
-            cells = row.get("cells") or {}
-            rows.append({column["name"]: self.get_value_as_string(
-                column, (cells.get(column["name"]) or {}).get("value")) for column in columns})
-        if not html:
-            return rows
-        head = "".join("<th>{0}</th>".format(escape(column.get("text") or column["name"])) for column in columns)
-        body = "".join("<tr>{0}</tr>".format("".join(
-            "<td>{0}</td>".format(escape(row[column["name"]] or "")) for column in columns)) for row in rows)
-        return Markup('<table border="1"><tr>{0}</tr>{1}</table>'.format(head, body))
+        """The incident's data table as an HTML table, or its rows as dicts with html=False; '-' when SOAR has
+        no such table."""
+        table = self._datatable(name, incident_id)
+        if table is None:
+            return MISSING_TABLE
+        columns, rows = table
+        return _html_table(columns, rows) if html else rows
 
     def get_datatable_value_array(self, incident_id, name, field_name):
-        """One column's values across the rows, comma joined."""
-        values = [row.get(field_name) for row in self.get_datatable(name, incident_id, html=False)]
+        """One column's values across the rows, comma joined; '-' when SOAR has no such table."""
+        table = self._datatable(name, incident_id)
+        if table is None:
+            return MISSING_TABLE
+        values = [row.get(field_name) for row in table[1]]
         return ", ".join(dict.fromkeys(value for value in values if value))     # each value once, as the original
+
+    def get_query_result(self, query_conditions, want_fields_list, exclude_incidents=()):
+        """An HTML table of the incidents matching ``query_conditions`` (SOAR query conditions, e.g.
+        ``[{"field_name": "plan_status", "method": "equals", "value": "A"}]``), newest first, one column per
+        incident field in ``want_fields_list``, leaving out the incident ids in ``exclude_incidents``.
+
+        The original app's version never worked (it rendered a template it did not ship). This one reads at
+        most QUERY_MAX_ROWS incidents in one query, with a template warning when more matched.
+        """
+        conditions = _query_conditions(query_conditions)
+        field_names = [want_fields_list] if isinstance(want_fields_list, str) else list(want_fields_list or [])
+        if not field_names or not all(isinstance(name, str) for name in field_names):
+            raise ValueError("get_query_result: want_fields_list must be a list of incident field names")
+        if isinstance(exclude_incidents, (int, str)):
+            exclude_incidents = [exclude_incidents]
+        excluded = {str(incident_id) for incident_id in exclude_incidents or []}
+        fetched, total = self._soar.query_incidents(conditions, QUERY_MAX_ROWS + len(excluded))
+        kept = [incident for incident in fetched if str(incident.get("id")) not in excluded]
+        incidents = kept[:QUERY_MAX_ROWS]
+        if total > len(fetched) or len(kept) > len(incidents):
+            warn("get_query_result shows the newest {0} incidents; {1} match the conditions".format(
+                len(incidents), total))
+        definitions = self._soar.get_field_definitions("incident")
+        columns = [definitions.get(name) or {"name": name} for name in field_names]
+        rows = [{name: self.get_incident_value(incident, name) for name in field_names} for incident in incidents]
+        return _html_table(columns, rows)
 
     # --- links -----------------------------------------------------------------------------------------
     def generate_incident_url(self, incident_id):

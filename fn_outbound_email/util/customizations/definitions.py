@@ -198,7 +198,7 @@ PLAYBOOKS = (
     Playbook(
         "example_send_incident_email_text",
         "Send a plain-text summary of the incident with send_email and note the outcome on the incident. "
-        "A template_file set in app.config takes precedence over the text (send_email's v1 rules).",
+        "The text goes through mail_body_html, so a template_file set in app.config does not replace it.",
         "incident", "send_email", (PB_TO, PB_FROM, PB_CC, PB_ATTACHMENTS),
         ("script_helpers.py", "pre_send_incident_email_text.py"), "send_email_results", PROCESS_RESULTS,
         post_script_is_local=True),

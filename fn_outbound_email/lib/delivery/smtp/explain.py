@@ -21,6 +21,19 @@ def server_address(settings):
     return "{0}:{1}".format(settings.smtp_server, settings.smtp_port)
 
 
+def step_text(progress):
+    """', waiting for the answer to EHLO' and the like: the step a session hung on."""
+    if progress is None:
+        return ""
+    if progress.step == "STARTTLS":
+        return ", at STARTTLS (its answer or the TLS handshake)"
+    if progress.step:
+        return ", waiting for the answer to {0}".format(progress.step)
+    if not progress.reading:
+        return ", opening the connection"
+    return ""
+
+
 def connection_error(err, doing, settings, progress=None, presented_names=lambda: []):
     """The DeliveryError for ``err`` raised while ``doing`` ("connecting to", "talking to", "sending to") the
     server; ``progress``: how far the session got; ``presented_names``: reads the certificate's names."""
@@ -58,9 +71,9 @@ def connection_error(err, doing, settings, progress=None, presented_names=lambda
                                  "accepted the connection but sent nothing. If port {2} expects implicit TLS, set "
                                  "smtp_ssl_mode = ssl (usually port 465); else raise smtp_conn_timeout".format(
                                      settings.timeout, server, settings.smtp_port), transient=True)
-        return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}; check smtp_server, smtp_port "
+        return DeliveryError("Timed out after {0:g} s {1} the SMTP server {2}{3}; check smtp_server, smtp_port "
                              "and firewalls, or raise smtp_conn_timeout".format(
-                                 settings.timeout, doing, server), transient=True)
+                                 settings.timeout, doing, server, step_text(progress)), transient=True)
     if isinstance(err, ConnectionRefusedError):
         return DeliveryError("The SMTP server {0} refused the connection; check smtp_server and "
                              "smtp_port{1}".format(server, port_hint(settings)), transient=True)

@@ -61,6 +61,22 @@ class Progress:
     def __init__(self):
         self.reading = False         # the TCP connection is up and a reply was awaited
         self.bytes_received = 0
+        self.step = None             # the last SMTP command sent (its verb only), which a timeout names
+
+
+# the verbs a timeout may name; anything else put on the wire (an AUTH continuation: credentials) never is
+_STEP_VERBS = frozenset(("EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT"))
+
+
+def note_step(progress, command):
+    """Record the verb of ``command`` (a str or bytes line) as the session's step, when it is an SMTP verb."""
+    if progress is None:
+        return
+    if isinstance(command, bytes):
+        command = command.decode("ascii", "replace")
+    verb = str(command).split(" ", 1)[0].split(":", 1)[0].strip().upper()
+    if verb in _STEP_VERBS:
+        progress.step = "MAIL FROM" if verb == "MAIL" else "RCPT TO" if verb == "RCPT" else verb
 
 
 class BoundedSession:
@@ -95,6 +111,10 @@ class BoundedSession:
         if self.sock:
             self.sock.settimeout(self._time_left())   # sendall's timeout covers the whole write (Python >= 3.5)
         return super().send(s)
+
+    def putcmd(self, cmd, args=""):
+        note_step(self.progress, cmd)
+        return super().putcmd(cmd, args)
 
     def starttls(self, *args, **kwargs):
         # the handshake runs with the socket timeout the reply to STARTTLS left: the time left then

@@ -13,7 +13,7 @@ import time
 
 from fn_outbound_email.lib.delivery.base import uncertain_error
 from fn_outbound_email.lib.delivery.smtp.explain import connection_error, server_address
-from fn_outbound_email.lib.delivery.smtp.session import abandon_transaction
+from fn_outbound_email.lib.delivery.smtp.session import abandon_transaction, note_step
 from fn_outbound_email.lib.errors import DeliveryError, smtp_reply_text, transient_code
 
 DATA_CHUNK_BYTES = 1 << 20     # the message is sent in pieces of about this size
@@ -43,8 +43,8 @@ class MailTransaction:
     def server(self):
         return server_address(self._settings)
 
-    def _connection_error(self, err, doing):
-        return connection_error(err, doing, self._settings)
+    def _connection_error(self, err, doing, progress=None):
+        return connection_error(err, doing, self._settings, progress)
 
     def run(self, smtp, envelope_from, recipients, message, smtputf8=False, quit_after=True, reset_first=False):
         """MAIL, RCPT for each recipient and, when any is accepted, the message; QUIT too when ``quit_after``;
@@ -81,7 +81,7 @@ class MailTransaction:
             raise
         except Exception as err:
             smtp.close()
-            raise self._connection_error(err, "sending to")
+            raise self._connection_error(err, "sending to", getattr(smtp, "progress", None))
 
         # from here on the server may have the message: failures are uncertain, never retried
         # the data gets a deadline of its own: a big message over a slow link needs longer than a command
@@ -175,8 +175,11 @@ class MailTransaction:
         if any("\r" in line or "\n" in line for line in lines):       # as smtplib's putcmd refuses
             raise ValueError("An envelope address contains a line break")
         smtp.send("".join(line + "\r\n" for line in lines).encode("utf-8" if smtputf8 else "ascii") + tail)
+        progress = getattr(smtp, "progress", None)
+        note_step(progress, lines[0])       # the replies come in order: the first command's first
         if reset_first:
             _check_reset(smtp.getreply())
+            note_step(progress, lines[1])
         mail = smtp.getreply()
         rcpts = []
         if mail[0] == 421:

@@ -96,7 +96,7 @@ class SmtpTransport(Transport):
                 code, reply = smtp.noop()
             except Exception as err:
                 smtp.close()
-                raise self._connection_error(err, "talking to")
+                raise self._connection_error(err, "talking to", smtp.progress)
             if code != 250:
                 raise DeliveryError("The SMTP server answered NOOP with {0}".format(smtp_reply_text(code, reply)),
                                     smtp_code=code)

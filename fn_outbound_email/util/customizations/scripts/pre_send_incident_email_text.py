@@ -1,5 +1,7 @@
 # Pre-processing script of "Send Incident Email Text (PB) Example" (function send_email, object incident).
-# The body is plain text written here; send_email sends mail_body_text as is (unless app.config sets template_file).
+# The body is plain text written here. send_email renders mail_body_html first, then app.config's template_file
+# (which the generated section sets), and sends mail_body_text only when neither is given; so the text goes in
+# through a one-line text template that prints it as data: the mail stays this text whatever template_file says.
 inputs.mail_to = playbook.inputs.mail_to
 inputs.mail_from = playbook.inputs.mail_from
 inputs.mail_cc = playbook.inputs.mail_cc
@@ -14,3 +16,4 @@ inputs.mail_body_text = u"\n".join([
     u"Description:",
     html_to_text(incident.description) or u"-",
 ])
+inputs.mail_body_html = u"{{ mail.mail_body_text }}"
