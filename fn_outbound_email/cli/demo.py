@@ -5,7 +5,8 @@ No SOAR and no mail server needed: a bundled sample incident is served by an
 offline SOAR stand-in, the request goes through send_email2's own code
 (``build_request``, ``Mailer.prepare``/``deliver``, ``result_content``) and is
 delivered over real SMTP to a receiver on 127.0.0.1. What the receiver got is
-saved as an .eml file.
+saved as an .eml file. With ``--transport graph`` it goes through the Microsoft Graph transport instead, to a
+local Graph stand-in (cli/local_graph.py) that also issues the app-only token.
 """
 
 import contextlib
@@ -16,6 +17,7 @@ from email.utils import parseaddr
 
 from fn_outbound_email.cli.common import (EXIT_OK, SHIPPED_TEMPLATE, TemplateVariablesRenderer, describe_parts,
                                           parse_message, print_template_warnings, report_failure, write_file)
+from fn_outbound_email.cli.local_graph import LocalGraphServer
 from fn_outbound_email.cli.local_smtp import LocalSmtpServer
 from fn_outbound_email.cli.offline_soar import (add_data_file_arguments, describe_sources, load_incident_data,
                                                 offline_soar_client)
@@ -48,6 +50,9 @@ def register(subparsers):
                              "show_artifacts and show_notes are true")
     add_data_file_arguments(parser)
     parser.add_argument("--out", metavar="DIR", default="outbox", help="folder for the .eml file (default: ./outbox)")
+    parser.add_argument("--transport", choices=("smtp", "graph"), default="smtp",
+                        help="smtp (default): deliver over SMTP to a local receiver; graph: through the Microsoft "
+                             "Graph transport (app-only token, sendMail) to a local Graph endpoint")
     parser.add_argument("--sign", action="store_true",
                         help="sign with S/MIME using a throwaway test identity made for this run; its CA "
                              "certificate is saved next to the .eml so the signature can be verified")
@@ -87,9 +92,7 @@ def _demo(args):
     data = load_incident_data(incident=args.incident, artifacts=args.artifacts, notes=args.notes, fields=args.fields)
 
     with contextlib.ExitStack() as cleanup:
-        server = cleanup.enter_context(LocalSmtpServer())
-        app_config = {"smtp_server": server.host, "smtp_port": str(server.port), "smtp_ssl_mode": "None",
-                      "smtp_conn_timeout": "10", "smtp_retries": "0"}      # date_format unset, as installed
+        server, app_config = _receiver(cleanup, getattr(args, "transport", "smtp"))
         ca_cert_pem = None
         if args.sign:
             # the private key exists only in this folder, which is removed when the demo ends
@@ -112,6 +115,20 @@ def _demo(args):
                    describe_sources(args))
     print_template_warnings(COMMAND, renderer)
     return EXIT_OK
+
+
+def _receiver(cleanup, transport):
+    """The local receiver of ``transport``, started, and the app.config that sends to it."""
+    app_config = {"smtp_conn_timeout": "10", "smtp_retries": "0"}      # date_format unset, as installed
+    if transport == "graph":
+        server = cleanup.enter_context(LocalGraphServer())
+        app_config.update(transport="graph", graph_url=server.base_url, oauth2_grant="client_credentials",
+                          client_id=server.client_id, client_secret=server.client_secret, token_url=server.token_url,
+                          oauth2_subject=parseaddr(DEMO_SENDER)[1])
+        return server, app_config
+    server = cleanup.enter_context(LocalSmtpServer())
+    app_config.update(smtp_server=server.host, smtp_port=str(server.port), smtp_ssl_mode="None")
+    return server, app_config
 
 
 def _configure_signing(app_config, key_folder):
@@ -137,8 +154,8 @@ def _print_summary(server, received, result, eml_path, ca_path, template_path, i
     bcc_only = [address for address in received.rcpt_tos if address.lower() not in header_recipients]
     attachments = result["attachments"]
     lines = [
-        "Sent a mail about incident {0} through send_email2's code path to the local SMTP server "
-        "{1}:{2}.".format(incident_id, server.host, server.port),
+        "Sent a mail about incident {0} through send_email2's code path to the {1} {2}:{3}.".format(
+            incident_id, getattr(server, "description", "local SMTP server"), server.host, server.port),
         "",
         "  Incident data: {0}".format(sources),
         "  Template:     {0}".format(template_path),
@@ -146,7 +163,9 @@ def _print_summary(server, received, result, eml_path, ca_path, template_path, i
         "  From:         {0}".format(message["From"]),
         "  To:           {0}".format(message["To"]),
         "  Cc:           {0}".format(message["Cc"]),
-        "  Bcc:          {0} (in the SMTP envelope only, never in a header)".format(", ".join(bcc_only) or "-"),
+        "  Bcc:          {0} ({1})".format(", ".join(bcc_only) or "-", "in the SMTP envelope only, never in a header"
+                                            if isinstance(server, LocalSmtpServer) else
+                                            "in the request's Bcc header only, which the API removes before delivery"),
         "  Accepted by the server: {0}".format(", ".join(result["recipients"]["accepted"])),
         "  Message-ID:   {0}".format(result["message_id"]),
         "  Attachments:  {0}".format(", ".join(attachments["sent"]) or "-"),

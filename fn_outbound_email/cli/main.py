@@ -16,6 +16,7 @@ EXAMPLES = {
     demo.COMMAND: [
         ("outbound-email demo", "send the sample incident mail to a local receiver, save it in ./outbox"),
         ("outbound-email demo --sign --out mails", "the same, signed with a throwaway S/MIME identity"),
+        ("outbound-email demo --transport graph", "the same through the Graph transport, to a local endpoint"),
         ("outbound-email demo --template my.jinja --incident incident.json", "your template and incident"),
     ],
     render.COMMAND: [

@@ -8,7 +8,8 @@
   every header line it writes), ``addresses`` (parsing and header checks), ``smime``.
 - ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:
   retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
-  sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport).
+  sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport; ``graph`` and
+  ``gmail_api``, the Microsoft Graph and Gmail API transports, over ``http_api``).
 - ``soar/``: SOAR's REST API: ``client`` (incident reads), ``download`` (attachment contents, within one byte
   budget per send and a deadline each) and ``startup`` (the start-up customizations).
 - ``auth/``: credentials: ``password`` (SMTP AUTH), ``oauth2`` (tokens, XOAUTH2), ``keys`` (certificates and

@@ -33,18 +33,20 @@ class OAuth2Error(MailError):
 
 
 class DeliveryError(MailError):
-    """The SMTP conversation failed.
+    """The SMTP conversation (or the mail API's request) failed.
 
     ``transient`` marks failures worth retrying (connection problems, 4xx).
     ``uncertain`` marks failures after DATA was sent, where the server may
     have accepted the message: never retried, to avoid a second copy.
+    ``retry_after``: the seconds the server asked to wait before a retry (HTTP Retry-After), when it did.
     """
 
-    def __init__(self, message, transient=False, uncertain=False, smtp_code=None):
+    def __init__(self, message, transient=False, uncertain=False, smtp_code=None, retry_after=None):
         super().__init__(message)
         self.transient = transient
         self.uncertain = uncertain
         self.smtp_code = smtp_code
+        self.retry_after = retry_after
 
 
 def transient_code(code):

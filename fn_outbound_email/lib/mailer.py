@@ -145,7 +145,10 @@ _NO_ATTACHMENTS = _NoAttachmentFetch()
 
 
 def build_transport(settings, requests_common=None):
-    """The SMTP transport with the authentication app.config asks for (shared by sending and selftest)."""
+    """The transport app.config asks for (``transport``), with its authentication (shared by sending and
+    selftest): SMTP, or Microsoft Graph / the Gmail API with an app-only token."""
+    if settings.transport != "smtp":
+        return _http_transport(settings, requests_common)
     if settings.oauth2:
         from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
         if settings.smtp_password:
@@ -158,6 +161,18 @@ def build_transport(settings, requests_common=None):
     else:
         authenticator = None
     return SmtpTransport(settings, authenticator)
+
+
+def _http_transport(settings, requests_common):
+    from resilient_lib import RequestsCommon
+
+    from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider
+    if settings.transport == "graph":
+        from fn_outbound_email.lib.delivery.graph import GraphTransport as transport_class
+    else:
+        from fn_outbound_email.lib.delivery.gmail_api import GmailApiTransport as transport_class
+    requests_common = requests_common or RequestsCommon(opts={}, function_opts={})
+    return transport_class(settings, OAuth2TokenProvider(settings.oauth2, requests_common), requests_common)
 
 
 def close_idle_connections():

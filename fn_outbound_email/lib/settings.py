@@ -28,6 +28,14 @@ DEFAULT_RETRIES = 2
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 30      # seconds an unused SMTP session is kept; servers wait 300 s (RFC 5321 4.5.3.2.7)
 
+# how mail leaves: SMTP, or the HTTPS APIs of Microsoft 365 and Google Workspace (lib/delivery/)
+TRANSPORTS = ("smtp", "graph", "gmail_api")
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
+DEFAULT_GMAIL_API_URL = "https://gmail.googleapis.com"
+GMAIL_SEND_SCOPE = "https://www.googleapis.com/auth/gmail.send"
+# the app-only grant each HTTP transport signs in with
+TRANSPORT_GRANTS = {"graph": "client_credentials", "gmail_api": "jwt_bearer"}
+
 
 OAUTH2_GRANTS = ("refresh_token", "client_credentials", "jwt_bearer")
 
@@ -83,6 +91,9 @@ class MailerSettings:
     idle_seconds: float = DEFAULT_IDLE_TIMEOUT
     template_timeout: float = DEFAULT_TEMPLATE_TIMEOUT
     template_max_output: int = DEFAULT_MAX_OUTPUT
+    transport: str = "smtp"            # one of TRANSPORTS
+    graph_url: str = DEFAULT_GRAPH_URL           # a national cloud's Graph endpoint (transport graph)
+    gmail_api_url: str = DEFAULT_GMAIL_API_URL   # transport gmail_api
 
     @property
     def template_limits(self):
@@ -99,12 +110,12 @@ class MailerSettings:
 
     @property
     def default_sender(self):
-        """from_email_address, else smtp_user when that is an address."""
+        """from_email_address, else smtp_user when that is an address, else (HTTP transports) the mailbox."""
         if self.from_address:
             return self.from_address
         if self.smtp_user and "@" in self.smtp_user:
             return self.smtp_user
-        return None
+        return self.oauth2.subject if self.transport != "smtp" and self.oauth2 else None
 
 
 def _text(configs, key, alias=None):
@@ -184,13 +195,15 @@ def _ssl_verify(configs):
     return path
 
 
-def _oauth2(configs):
-    """OAuth2Settings for the configured grant, None without OAuth2; ConfigurationError for one that cannot work."""
+def _oauth2(configs, default_scope=None):
+    """OAuth2Settings for the configured grant, None without OAuth2; ConfigurationError for one that cannot work.
+    ``default_scope`` is the scope when app.config sets none (an HTTP transport's API)."""
     grant, why = _oauth2_grant(configs)
     if grant is None:
         return None
     values = {key: _text(configs, key) for key in ("client_id", "token_url", "scope", "auth_url", "client_secret",
                                                    "refresh_token")}
+    values["scope"] = values["scope"] or default_scope
     values["grant"] = grant
     complete = {"refresh_token": _refresh_token_values, "client_credentials": _client_credentials_values,
                 "jwt_bearer": _jwt_bearer_values}[grant]
@@ -250,8 +263,9 @@ def _client_credentials_values(configs, values, why):
 
 def _jwt_bearer_values(configs, values, why):
     from fn_outbound_email.lib.auth.keys import load_service_account
-    _require(configs, why, "service_account_file", "scope",
-             hint="" if _text(configs, "scope") else " (Gmail: scope = https://mail.google.com/)")
+    _require(configs, why, "service_account_file")
+    if not values["scope"]:
+        _require(configs, why, "scope", hint=" (Gmail: scope = https://mail.google.com/)")
     values["subject"] = _app_mailbox(configs, why)
     values["service_account_file"] = os.path.expanduser(_text(configs, "service_account_file"))
     account = load_service_account(values["service_account_file"])
@@ -281,7 +295,8 @@ def _app_mailbox(configs, why):
 
 def load_oauth2_settings(opts):
     """The OAuth2Settings of app.config (``opts``), None when OAuth2 is not configured."""
-    return _oauth2(opts.get(SECTION) or {})
+    values = opts.get(SECTION) or {}
+    return _oauth2(values, _default_scope(_transport(values), values))
 
 
 def configured_templates(opts):
@@ -293,24 +308,66 @@ def configured_templates(opts):
     return templates
 
 
+def _transport(configs):
+    raw = (_text(configs, "transport") or "smtp").lower()
+    if raw not in TRANSPORTS:
+        raise ConfigurationError("app.config [{0}] transport = '{1}' is not one of {2}".format(
+            SECTION, raw, ", ".join(TRANSPORTS)))
+    return raw
+
+
+def _api_url(configs, key, default):
+    """An HTTP transport's base URL: https, or http to this host only (a local test endpoint)."""
+    from urllib.parse import urlsplit
+    url = (_text(configs, key) or default).rstrip("/")
+    parts = urlsplit(url)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local) or not parts.hostname:
+        raise ConfigurationError("app.config [{0}] {1} = '{2}' is not an https URL (e.g. {3})".format(
+            SECTION, key, url, default))
+    return url
+
+
+def _default_scope(transport, configs):
+    """The scope an HTTP transport's token needs, when app.config sets none."""
+    if transport == "graph":
+        return _api_url(configs, "graph_url", DEFAULT_GRAPH_URL) + "/.default"
+    return GMAIL_SEND_SCOPE if transport == "gmail_api" else None
+
+
+def _check_transport_grant(transport, oauth2):
+    """An HTTP transport signs in app-only with its provider's grant; anything else cannot send."""
+    needed = TRANSPORT_GRANTS.get(transport)
+    if needed is None or (oauth2 is not None and oauth2.grant == needed):
+        return
+    example = {"client_credentials": "client_id, client_secret (or client_certificate) and token_url "
+                                     "(https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token)",
+               "jwt_bearer": "service_account_file"}[needed]
+    raise ConfigurationError("app.config [{0}] transport = {1} signs in with oauth2_grant = {2}, not {3}: set "
+                             "oauth2_grant = {2} with {4}".format(
+                                 SECTION, transport, needed, oauth2.grant if oauth2 else "none", example))
+
+
 def load_settings(opts):
     """Read the app's settings from the resilient-circuits ``opts``.
 
     Raises ConfigurationError (a MailError) naming the key that is wrong.
     """
     configs = opts.get(SECTION) or {}
+    transport = _transport(configs)
     try:
         validate_fields(["smtp_server"], configs)
         blank = _text(configs, "smtp_server") is None       # validate_fields lets a value of spaces through
     except ValueError:
         blank = True
-    if blank:
+    if blank and transport == "smtp":
         raise ConfigurationError("app.config [{0}] smtp_server is required".format(SECTION))
 
     ssl_mode = _ssl_mode(configs)
     smtp_user = _text(configs, "smtp_user")
     smtp_password = _text(configs, "smtp_password")
-    oauth2 = _oauth2(configs)
+    oauth2 = _oauth2(configs, _default_scope(transport, configs))
+    _check_transport_grant(transport, oauth2)
     if smtp_user and not smtp_password and not oauth2:
         raise ConfigurationError(
             "app.config [{0}] smtp_user is set but neither smtp_password nor OAuth2 (client_id, token_url, "
@@ -318,7 +375,7 @@ def load_settings(opts):
 
     templates = configured_templates(opts)
     return MailerSettings(
-        smtp_server=_text(configs, "smtp_server"),
+        smtp_server=_text(configs, "smtp_server") or "",
         smtp_port=_number(configs, "smtp_port", DEFAULT_PORTS[ssl_mode], minimum=1, maximum=65535),
         ssl_mode=ssl_mode,
         ssl_verify=_ssl_verify(configs),
@@ -340,4 +397,7 @@ def load_settings(opts):
         idle_seconds=_number(configs, "smtp_idle_timeout", DEFAULT_IDLE_TIMEOUT, kind=float, minimum=1, maximum=290),
         template_timeout=_number(configs, "template_timeout", DEFAULT_TEMPLATE_TIMEOUT, kind=float, minimum=0.01),
         template_max_output=_number(configs, "template_max_output", DEFAULT_MAX_OUTPUT, minimum=1),
+        transport=transport,
+        graph_url=_api_url(configs, "graph_url", DEFAULT_GRAPH_URL),
+        gmail_api_url=_api_url(configs, "gmail_api_url", DEFAULT_GMAIL_API_URL),
     )

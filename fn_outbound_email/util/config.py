@@ -5,7 +5,13 @@
 def config_section_data():
     """The commented [fn_outbound_email] and [fn_outbound_email:templates] sections."""
     return u"""[fn_outbound_email]
-# Host name or IP address of the SMTP server (required)
+# How mail leaves: smtp (the default), graph (Microsoft Graph sendMail: Microsoft 365 without SMTP AUTH,
+# oauth2_grant = client_credentials) or gmail_api (the Gmail API: oauth2_grant = jwt_bearer)
+#transport=smtp
+# graph: the Graph endpoint of the tenant's cloud (https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn)
+#graph_url=https://graph.microsoft.com
+#gmail_api_url=https://gmail.googleapis.com
+# Host name or IP address of the SMTP server (required with transport smtp)
 smtp_server=xxx.xxx.xxx.xxx
 # Port: 25 plain, 587 or 2525 for STARTTLS, 465 for implicit TLS.
 # When unset the port follows smtp_ssl_mode (None 25, starttls 587, ssl 465).

@@ -3,7 +3,9 @@
 
 Connects exactly as sending does (TLS mode, certificate check, AUTH with the
 password or XOAUTH2 after a token refresh), then NOOP and QUIT. No mail is
-sent. The reason of a failure says what failed and how to fix it.
+sent. With ``transport = graph`` or ``gmail_api`` it gets an app-only token and asks the API to check the
+mailbox's send permission with a request that cannot send (lib/delivery/graph.py and
+lib/delivery/gmail_api.py say which and why). The reason of a failure says what failed and how to fix it.
 """
 
 import logging
@@ -33,6 +35,10 @@ def selftest_function(opts):
         LOG.error("selftest failed unexpectedly: %s", type(err).__name__)
         return {"state": "failure",
                 "reason": _with_grant("Unexpected {0}: {1}".format(type(err).__name__, err), settings)}
+    if settings.transport != "smtp":
+        LOG.info("selftest: %s accepts a token from the OAuth2 %s for sending as %s", transport.provider,
+                 settings.oauth2.grant_description, transport.mailbox)
+        return {"state": "success"}
     LOG.info("selftest: connected to %s:%s, TLS mode %s%s", settings.smtp_server, settings.smtp_port,
              settings.ssl_mode, ", authenticated" if (settings.smtp_user or settings.oauth2) else "")
     if settings.oauth2:

@@ -79,9 +79,13 @@ def write(path, text):
 
 
 # --- demo --------------------------------------------------------------------------------------------------------
-def test_demo_sends_the_sample_incident_and_saves_what_the_server_received(folders):
+DEMO_TRANSPORTS = pytest.mark.parametrize("transport", ["smtp", "graph"])
+
+
+@DEMO_TRANSPORTS
+def test_demo_sends_the_sample_incident_and_saves_what_the_server_received(folders, transport):
     work, temp = folders
-    result = run_cli(["demo"], work, temp)
+    result = run_cli(["demo", "--transport", transport], work, temp)
 
     assert result.returncode == 0, result.stderr
     eml_path = only_file(work / "outbox", ".eml")
@@ -108,6 +112,7 @@ def test_demo_sends_the_sample_incident_and_saves_what_the_server_received(folde
     for expected in ("Subject:", SAMPLE_INCIDENT_NAME, "audit@example.com", "multipart/alternative", "text/html",
                      SAMPLE_ATTACHMENT, "Size:"):
         assert expected in summary
+    assert ("Microsoft Graph endpoint" in summary) == (transport == "graph")
     assert os.listdir(str(temp)) == []                                       # no temp files left behind
 
 
@@ -195,9 +200,10 @@ def test_demo_broken_template_exits_2_with_the_line(tmp_path, capsys, monkeypatc
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command line")
-def test_demo_sign_output_verifies_with_openssl(folders):
+@DEMO_TRANSPORTS
+def test_demo_sign_output_verifies_with_openssl(folders, transport):
     work, temp = folders
-    result = run_cli(["demo", "--sign"], work, temp)
+    result = run_cli(["demo", "--sign", "--transport", transport], work, temp)
 
     assert result.returncode == 0, result.stderr
     eml_path = only_file(work / "outbox", ".eml")

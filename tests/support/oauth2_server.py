@@ -35,6 +35,7 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GMAIL_SCOPE = "https://mail.google.com/"
 MAX_ASSERTION_SECONDS = 600
+APP_TOKEN_KEY = "fake-issuer-signing-key-of-32-bytes!"     # signs the app-only tokens (resource servers check it)
 
 
 class FakeOAuth2Server(BackgroundServer):
@@ -56,6 +57,8 @@ class FakeOAuth2Server(BackgroundServer):
         self.delegations = {}             # client_email -> {(mailbox, scope)} allowed by domain-wide delegation
         self.app_mailboxes = None         # client credentials tokens log in only as these (None: any mailbox)
         self.roles = ["SMTP.SendAsApp"]   # what client credentials tokens grant (their JWT roles claim)
+        self.graph_resources = []         # Graph endpoints client credentials tokens may be issued for
+        self.token_scopes = {}            # jwt_bearer access token -> the scope it was issued with
         self.seen_jtis = set()
         self.assertions = []              # the verified claims of every accepted assertion
         self.token_requests = []          # the forms POSTed to /token
@@ -132,10 +135,13 @@ class FakeOAuth2Server(BackgroundServer):
             if self.expires_in is not None:
                 answer["expires_in"] = self.expires_in
             if grant == "client_credentials":
-                if form.get("scope") not in (None, "https://outlook.office365.com/.default"):
+                # Exchange Online's resource, or a Graph endpoint's (the tests' local Graph is its own resource)
+                resource = (form.get("scope") or "https://outlook.office365.com/.default")[:-len("/.default")]
+                if not (form.get("scope") or "/.default").endswith("/.default") or \
+                        resource not in ("https://outlook.office365.com",) + tuple(self.graph_resources):
                     return 400, {"error": "invalid_scope", "error_description": "AADSTS70011: The provided value "
                                  "for the input parameter 'scope' is not valid."}
-                answer["access_token"] = self._app_token(number)
+                answer["access_token"] = self._app_token(number, resource)
                 return self._issue(answer, self.app_mailboxes)
             if grant == "refresh_token":
                 if form.get("refresh_token") not in self.refresh_tokens:
@@ -164,11 +170,11 @@ class FakeOAuth2Server(BackgroundServer):
         self.valid_access_tokens.add(answer["access_token"])
         return 200, answer
 
-    def _app_token(self, number):
+    def _app_token(self, number, resource="https://outlook.office365.com"):
         """An app-only access token as Entra ID issues them: a JWT whose roles claim lists the app permissions."""
-        claims = {"aud": "https://outlook.office365.com", "appid": CLIENT_ID, "roles": list(self.roles),
+        claims = {"aud": resource, "appid": CLIENT_ID, "roles": list(self.roles),
                   "jti": "app-token-{0}".format(number), "iat": int(time.time())}
-        return jwt.encode(claims, "fake-issuer-signing-key-of-32-bytes!", algorithm="HS256")
+        return jwt.encode(claims, APP_TOKEN_KEY, algorithm="HS256")
 
     def _client_authentication(self, form):
         """None when the client proved who it is (secret or assertion), else the refusal."""
@@ -219,6 +225,7 @@ class FakeOAuth2Server(BackgroundServer):
             return 401, {"error": "unauthorized_client", "error_description": "Client is unauthorized to retrieve "
                          "access tokens using this method, or client not authorized for any of the scopes requested."}
         answer = {"token_type": "Bearer", "access_token": "ya29.service-{0}".format(number)}
+        self.token_scopes[answer["access_token"]] = claims["scope"]
         if self.expires_in is not None:
             answer["expires_in"] = self.expires_in
         return self._issue(answer, {claims["sub"]})

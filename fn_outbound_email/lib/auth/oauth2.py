@@ -56,7 +56,8 @@ CLIENT_SECRET_HINTS = {
                       "and not expired) and the tenant in token_url",
     "unauthorized_client": "client_id is not an application of the tenant in token_url, or it may not use the "
                            "client credentials grant",
-    "invalid_scope": "check scope (Microsoft 365: https://outlook.office365.com/.default)",
+    "invalid_scope": "check scope (Microsoft 365 over SMTP: https://outlook.office365.com/.default; with transport "
+                     "= graph leave scope unset: <graph_url>/.default)",
 }
 CLIENT_CERTIFICATE_HINTS = dict(
     CLIENT_SECRET_HINTS,
@@ -64,7 +65,8 @@ CLIENT_CERTIFICATE_HINTS = dict(
                    "the one uploaded to the app registration (Microsoft Entra ID: AADSTS700027)")
 JWT_BEARER_HINTS = {
     "unauthorized_client": "domain-wide delegation is missing: in the Google Workspace Admin console allow the "
-                           "service account's client ID the scope in app.config (https://mail.google.com/)",
+                           "service account's client ID the scope of the token (SMTP: https://mail.google.com/; "
+                           "transport = gmail_api: https://www.googleapis.com/auth/gmail.send)",
     "invalid_grant": "the key in service_account_file was deleted or replaced, the mailbox (oauth2_subject) is not "
                      "a user of the Workspace domain, or this machine's clock is wrong",
     "invalid_scope": "check scope (Gmail: https://mail.google.com/)",

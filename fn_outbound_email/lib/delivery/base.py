@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 """The one delivery interface: a composed message to an envelope, a per-recipient report back.
 
-Every way of sending (SMTP now; the Microsoft Graph and Gmail API transports to come, each a module of
-this package) subclasses ``Transport`` and implements one attempt (``attempt``) and the connection check
+Every way of sending (SMTP; the Microsoft Graph and Gmail API transports, graph.py and gmail_api.py over
+http_api.py) subclasses ``Transport`` and implements one attempt (``attempt``) and the connection check
 selftest runs (``check_connection``). What a send does around the attempts is written here once:
-``smtp_retries`` retries of transient failures with doubling backoff, recipients refused for now retried
+``smtp_retries`` retries of transient failures with doubling backoff (or after the wait the server asks
+for), recipients refused for now retried
 alone, and the rule that a failure after the message was handed over is uncertain and never resent.
 """
 
@@ -111,7 +112,9 @@ class Transport:
             return report
 
     def _back_off(self, attempt, reason):
-        delay = BACKOFF_SECONDS * (2 ** (attempt - 1))
+        # a server that says when to come back (HTTP 429/503 Retry-After) is taken at its word
+        asked = getattr(reason, "retry_after", None)
+        delay = BACKOFF_SECONDS * (2 ** (attempt - 1)) if asked is None else asked
         LOG.warning("Transient %s failure (%s); retry %s of %s in %s s",
                     self.protocol, reason, attempt, self._settings.retries, "{0:.1f}".format(delay))
         time.sleep(delay)
