@@ -302,6 +302,7 @@ def test_smtputf8_mail_through_chunking_arrives_byte_for_byte(reuse, lines):
             sent.append(prepared.message)
         assert [message.data for message in server.messages] == sent
         assert all("SMTPUTF8" in message.mail_options for message in server.messages)
-        assert [message.message["Subject"] for message in server.messages] == ["Störung Nr. 0 ✓", "Störung Nr. 1 ✓"]
+        subjects = [message.message["Subject"] for message in server.messages]
+        assert subjects == ["Störung Nr. 0 ✓", "Störung Nr. 1 ✓"]
         assert commands(server).count("BDAT") == 2 and "DATA" not in commands(server)
         assert len({message.peer for message in server.messages}) == (1 if reuse == "true" else 2)
