@@ -306,3 +306,16 @@ def test_smtputf8_mail_through_chunking_arrives_byte_for_byte(reuse, lines):
         assert subjects == ["Störung Nr. 0 ✓", "Störung Nr. 1 ✓"]
         assert commands(server).count("BDAT") == 2 and "DATA" not in commands(server)
         assert len({message.peer for message in server.messages}) == (1 if reuse == "true" else 2)
+
+
+@pytest.mark.parametrize("extra_reply", [False, True])
+def test_a_pooled_tls_session_is_reused_unless_something_is_unread(tls_pki, extra_reply):
+    """Over TLS the check reads records without waiting: a session ticket is no data, an extra reply is."""
+    handler = ExtraReplyAfterData() if extra_reply else RecordingHandler()
+    with EsmtpTestServer(handler=handler, tls_context=tls_pki.context, require_starttls=True) as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_ssl_mode="starttls",
+                             smtp_ssl_cafile=tls_pki.ca_file)
+        mailer.send(request(to="alice@example.com"))
+        mailer.send(request(to="bob@example.com"))
+        assert all(message.tls for message in server.messages)
+        assert len({message.peer for message in server.messages}) == (2 if extra_reply else 1)

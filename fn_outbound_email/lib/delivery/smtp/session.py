@@ -9,7 +9,6 @@ ways a session ends (QUIT while in step, RSET after a refused transaction).
 
 import functools
 import re
-import select
 import smtplib
 import socket
 import ssl
@@ -150,9 +149,9 @@ class BoundedSession:
         sock = self.sock
         if self._buffer or sock is None:
             return True
-        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()) and not select.select([sock], [], [], 0)[0]:
-            return False
-        # readable: bytes, the server's close, or (TLS) a record that carries no data, such as a session ticket
+        # a read that does not wait (not select(), which fails for descriptors past 1023): nothing there, or (TLS)
+        # only records without data, such as a session ticket, raise; a byte is consumed, but then the session is
+        # not used again anyway
         sock.settimeout(0)
         try:
             sock.recv(1)
