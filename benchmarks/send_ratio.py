@@ -9,8 +9,11 @@ from benchmarks.common import RECIPIENT, Figure, CountingSoarRest, SmtpSink, app
 
 # A regression guard, no longer a target: what users wait for is round trips (benchmarks/wan.py). The hardened
 # header checks, nh3 and the template limits cost about 0.3 ms per message, and the email package writing the
-# MIME (issue 23) about 0.75 ms more than the hand-written parts did: 1.5-1.9 became 2.6-2.7 on a quiet run.
-TARGET = 3.0
+# MIME (issue 23) about 0.75 ms more than the hand-written parts did: 1.5-1.9 became 2.6-2.7 on a quiet run. The
+# render worker (issue 19) adds a pipe round trip per render and per SOAR read the template makes, about 0.3-1 ms:
+# 2.9-3.0 measured. About 4 ms a send in all, against a relay 20-100 ms away: the guard is 4, to catch a real
+# regression (a second compose, a parse per header) without failing on this noise.
+TARGET = 4.0
 ROUNDS = 60
 WARM_UP = 5
 

@@ -10,7 +10,7 @@ import threading
 
 from fn_outbound_email.lib.errors import ConfigurationError, MailError, TemplateError
 from fn_outbound_email.lib.settings import resolve_package_path
-from fn_outbound_email.lib.templates.render import renderer as app_renderer
+from fn_outbound_email.lib.templates.worker import renderer as app_renderer
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -3,7 +3,9 @@
 
 - ``mailer.py``: the pipeline itself: validate a request, render, fetch attachments, compose, protect, deliver.
 - ``templates/``: Jinja in a sandbox: ``render`` (the environment), ``helper`` (``template_helper``, the names
-  templates call), ``check`` (warnings for authors), ``limits`` (time and size budgets), ``sanitize`` (safe_html).
+  templates call), ``check`` (warnings for authors), ``limits`` (time and size budgets), ``sanitize`` (safe_html),
+  ``worker`` (rendering in worker processes with hard limits: the renderer sends and the CLI use) and
+  ``worker_main`` (the worker process itself).
 - ``message/``: the MIME message: ``compose``, ``header_policy`` (the email package's policies and the check of
   every header line it writes), ``addresses`` (parsing and header checks), ``smime``.
 - ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:

@@ -21,7 +21,7 @@ from fn_outbound_email.lib.message import compose
 from fn_outbound_email.lib.message.addresses import (check_header_text, needs_smtputf8, parse_address,
                                                      parse_address_list, unique_envelope_recipients)
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
-from fn_outbound_email.lib.templates.render import renderer as default_renderer
+from fn_outbound_email.lib.templates.worker import renderer as default_renderer
 
 LOG = logging.getLogger(__name__)
 

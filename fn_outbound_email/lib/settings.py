@@ -15,7 +15,8 @@ from resilient_lib import str_to_bool, validate_fields
 
 from fn_outbound_email.lib.errors import SECTION, ConfigurationError
 from fn_outbound_email.lib.message.addresses import parse_address
-from fn_outbound_email.lib.templates.limits import DEFAULT_MAX_OUTPUT, TemplateLimits
+from fn_outbound_email.lib.templates.limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, MIN_MAX_MEMORY, \
+    TemplateLimits
 from fn_outbound_email.lib.templates.limits import DEFAULT_TIMEOUT as DEFAULT_TEMPLATE_TIMEOUT
 
 TEMPLATES_SECTION = "fn_outbound_email:templates"
@@ -91,14 +92,17 @@ class MailerSettings:
     idle_seconds: float = DEFAULT_IDLE_TIMEOUT
     template_timeout: float = DEFAULT_TEMPLATE_TIMEOUT
     template_max_output: int = DEFAULT_MAX_OUTPUT
+    template_max_memory: int = DEFAULT_MAX_MEMORY
     transport: str = "smtp"            # one of TRANSPORTS
     graph_url: str = DEFAULT_GRAPH_URL           # a national cloud's Graph endpoint (transport graph)
     gmail_api_url: str = DEFAULT_GMAIL_API_URL   # transport gmail_api
 
     @property
     def template_limits(self):
-        """What one template render may use (seconds, characters of output and of any one value)."""
-        return TemplateLimits(timeout=self.template_timeout, max_output=self.template_max_output)
+        """What one template render may use (seconds, characters of output and of any one value, bytes of
+        its render process's memory)."""
+        return TemplateLimits(timeout=self.template_timeout, max_output=self.template_max_output,
+                              max_memory=self.template_max_memory)
 
     def template_for_label(self, label):
         """The template path for a label; app.config keys are lower-cased by its parser, so case is ignored."""
@@ -397,6 +401,7 @@ def load_settings(opts):
         idle_seconds=_number(configs, "smtp_idle_timeout", DEFAULT_IDLE_TIMEOUT, kind=float, minimum=1, maximum=290),
         template_timeout=_number(configs, "template_timeout", DEFAULT_TEMPLATE_TIMEOUT, kind=float, minimum=0.01),
         template_max_output=_number(configs, "template_max_output", DEFAULT_MAX_OUTPUT, minimum=1),
+        template_max_memory=_number(configs, "template_max_memory", DEFAULT_MAX_MEMORY, minimum=MIN_MAX_MEMORY),
         transport=transport,
         graph_url=_api_url(configs, "graph_url", DEFAULT_GRAPH_URL),
         gmail_api_url=_api_url(configs, "gmail_api_url", DEFAULT_GMAIL_API_URL),

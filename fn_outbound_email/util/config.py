@@ -80,6 +80,9 @@ template_file=data/templates/example_send_email.jinja
 #template_timeout=10
 # ... or when its output, or any one value it makes, passes this many characters (default 5 MiB)
 #template_max_output=5242880
+# Templates render in a separate process whose memory (address space) is limited to this many bytes; a
+# template needing more is stopped (default 512 MiB, at least 128 MiB)
+#template_max_memory=536870912
 
 [fn_outbound_email:templates]
 # One template per line: label = path. The labels fill the mail_template_select

@@ -20,6 +20,7 @@ import pytest
 from fn_outbound_email.cli.offline_soar import load_incident_data, offline_soar_client
 from fn_outbound_email.lib.delivery.smtp.pool import POOL
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
+from fn_outbound_email.lib.templates.worker import POOL as RENDER_WORKERS
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.soar.client import SoarClient, clear_field_cache
 from fn_outbound_email.lib.templates.render import TemplateRenderer
@@ -90,7 +91,8 @@ def test_200_sends_across_4_threads_lose_nothing_duplicate_nothing_leak_nothing(
             outcomes = list(pool.map(send, range(SENDS)))
         elapsed = time.monotonic() - started
         sessions_pooled = POOL.idle_count()
-        POOL.close_all()             # what the pool keeps open is closed on shutdown; nothing else may stay open
+        POOL.close_all()             # what the pools keep open is closed on shutdown; nothing else may stay open
+        RENDER_WORKERS.close_all()   # the warm template render processes' pipes
         leaked = fds_opened_since(baseline)
         received = list(server.messages)
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import pytest
 from pytest_resilient_circuits import resilient_endpoint
 
+from fn_outbound_email.lib.templates.render import renderer as in_process_renderer
 from tests.support.function_runner import app_config, call_function
 from tests.support.smtp_server import free_port
 from tests.support.soar_mock import INCIDENT_ID, NOTES, SoarMock, _field, isolated_endpoints
@@ -313,6 +314,8 @@ def test_get_query_result_with_wrong_arguments_fails_the_send_with_a_clear_reaso
 
 def test_get_query_result_says_when_it_shows_fewer_incidents_than_match(circuits_app, server, caplog, monkeypatch):
     monkeypatch.setattr("fn_outbound_email.lib.templates.helper.QUERY_MAX_ROWS", 1)
+    # the limit is patched in this process: the template renders in it, not in a render worker process
+    monkeypatch.setattr("fn_outbound_email.lib.mailer.default_renderer", in_process_renderer)
     caplog.set_level(logging.WARNING, logger="fn_outbound_email.lib.templates.check")
     result = call_function(circuits_app, "send_email2", {
         "mail_incident_id": INCIDENT_ID, "mail_to": "alice@example.com",

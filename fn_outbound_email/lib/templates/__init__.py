@@ -1,2 +1,4 @@
 """Templates: the Jinja sandbox (render), the template_helper names templates call (helper), warnings
-for authors (check), render time and size budgets (limits) and safe_html (sanitize)."""
+for authors (check), render time and size budgets (limits), safe_html (sanitize), and the render worker
+processes with hard limits that sends and the command line render in (worker: the app's side, worker_main:
+the process's)."""

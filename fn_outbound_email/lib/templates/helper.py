@@ -66,7 +66,7 @@ def _html_table(columns, rows):
 _CONDITION_KEYS = frozenset(("field_name", "method", "value", "evaluation_id"))
 
 
-def _query_conditions(conditions):
+def checked_query_conditions(conditions):
     """SOAR query conditions as get_query_result takes them: a list of {"field_name", "method"[, "value"]}; any
     other shape is a clear error instead of a SOAR error page."""
     conditions = [conditions] if isinstance(conditions, dict) else conditions
@@ -128,6 +128,16 @@ class TemplateHelper:
         self._date_format = date_format
         self._table_rows = {}        # (incident id, table name) -> rows: one helper serves one render
         self._markup = None          # the template's kind, set by for_template: True HTML, False text
+
+    # the render worker's parts (lib/templates/worker.py): the app answers the worker's SOAR reads with ``soar``,
+    # the worker's own helper formats dates with ``date_format``; neither is a template method (TEMPLATE_METHODS)
+    @property
+    def soar(self):
+        return self._soar
+
+    @property
+    def date_format(self):
+        return self._date_format
 
     def for_template(self, is_html):
         """This helper for one template (the renderer calls it; not a template method): SOAR rich text comes
@@ -300,7 +310,7 @@ class TemplateHelper:
         The original app's version never worked (it rendered a template it did not ship). This one reads at
         most QUERY_MAX_ROWS incidents in one query, with a template warning when more matched.
         """
-        conditions = _query_conditions(query_conditions)
+        conditions = checked_query_conditions(query_conditions)
         field_names = [want_fields_list] if isinstance(want_fields_list, str) else list(want_fields_list or [])
         if not field_names or not all(isinstance(name, str) for name in field_names):
             raise ValueError("get_query_result: want_fields_list must be a list of incident field names")

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 
 DEFAULT_TIMEOUT = 10.0                      # seconds for one render
 DEFAULT_MAX_OUTPUT = 5 * 1024 * 1024        # characters of rendered text, and of any one value
+# bytes of address space of a render worker process (lib/templates/worker.py); Python with the app's modules takes
+# about 70 MiB of it before rendering anything
+DEFAULT_MAX_MEMORY = 512 * 1024 * 1024
+MIN_MAX_MEMORY = 128 * 1024 * 1024
 # an int of more bits is refused: 2**10**9 would take minutes and gigabytes before any size check could see it
 MAX_INT_BITS = 1 << 16
 
@@ -40,6 +44,7 @@ class TemplateLimitExceeded(Exception):
 class TemplateLimits:
     timeout: float = DEFAULT_TIMEOUT
     max_output: int = DEFAULT_MAX_OUTPUT
+    max_memory: int = DEFAULT_MAX_MEMORY        # enforced by the render worker process, not in the sandbox
 
 
 DEFAULT_LIMITS = TemplateLimits()
@@ -122,18 +127,27 @@ def check_binop(operator, left, right):
         if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
             check_size(len(left) + len(right), "a joined value")
     elif operator == "%" and isinstance(left, str):
-        check_printf_format(left)
+        check_printf_format(left, right)
 
 
-def check_printf_format(text):
-    """Widths and precisions of a printf-style format (``'%300000000d' % 1``) add up to at most the cap."""
-    total = len(text)
+def check_printf_format(text, arguments=()):
+    """Widths and precisions of a printf-style format (``'%300000000d' % 1``), and the strings put into it
+    (``'%s' * 1000 % ((big,) * 1000)``), add up to at most the cap."""
+    total = len(text) + sum(len(argument) for argument in _printf_arguments(arguments) if isinstance(argument, str))
     for match in _PRINTF_FIELD.finditer(text):
         width, precision = match.group(1), match.group(2)
         if "*" in (width, precision):
             raise TemplateLimitExceeded("a '*' width or precision in a % format is not allowed")
         total += int(width or 0) + int(precision or 0)
     check_size(total, "a formatted value")
+
+
+def _printf_arguments(arguments):
+    if isinstance(arguments, tuple):
+        return arguments
+    if isinstance(arguments, dict):
+        return arguments.values()
+    return (arguments,)
 
 
 def check_str_format(text):
@@ -181,6 +195,7 @@ def check_result(function, result):
 
 
 def check_joined(separator, items):
+    """``items`` is any sized collection (a list, a range, a dict ...); only its strings' lengths are known."""
     size = len(separator) * max(len(items) - 1, 0)
     size += sum(len(item) for item in items if isinstance(item, str))
     check_size(size, "a joined string")

@@ -9,15 +9,20 @@
 * Compiled templates are cached (bounded, thread safe) by source text; template
   files are read again when they change.
 * Every render is bounded (lib/templates/limits.py): a deadline and an output cap
-  checked while rendering, and the operators, calls and filters that can make one
-  huge value checked before they run.
+  checked while rendering, the operators, calls and filters that can make one
+  huge value checked before they run, and every filter's result checked after.
+  These are the first line; the app renders in worker processes with hard limits
+  (lib/templates/worker.py) for what no check inside Python can stop.
 """
+
+import functools
 
 import logging
 import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sized
 
 import jinja2
 from jinja2.compiler import CodeGenerator
@@ -103,13 +108,14 @@ class _MailSandbox(SandboxedEnvironment):
         return checked_format
 
 
-def _checked_filter(function, check):
+def _checked_filter(function, check=None):
+    """The filter with ``check`` before it runs (when given) and its result's size checked after."""
+    # functools.wraps keeps jinja_pass_arg (join and replace take the eval context first)
+    @functools.wraps(function)
     def checked(*args, **kwargs):
-        check(*args, **kwargs)
-        return function(*args, **kwargs)
-    checked.__name__ = function.__name__
-    if hasattr(function, "jinja_pass_arg"):      # join and replace take the eval context first
-        checked.jinja_pass_arg = function.jinja_pass_arg
+        if check is not None:
+            check(*args, **kwargs)
+        return checks.check_value(function(*args, **kwargs), "the result of a filter")
     return checked
 
 
@@ -125,7 +131,7 @@ def _check_indent(value, width=4, *args, **kwargs):
 
 
 def _check_format(value, *args, **kwargs):
-    checks.check_printf_format(str(value))
+    checks.check_printf_format(str(value), kwargs or args)
 
 
 def _check_replace(eval_context, value, old, new, *args, **kwargs):
@@ -133,13 +139,19 @@ def _check_replace(eval_context, value, old, new, *args, **kwargs):
 
 
 def _check_join(eval_context, value, separator="", *args, **kwargs):
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sized):        # a generator's length is known only once joined (the worker's limits)
         checks.check_joined(str(separator), value)
+
+
+def _check_slice(eval_context, value, slices, *args, **kwargs):     # slice has an async variant: the context first
+    # each slice is one list, even an empty one: slice(30000000) makes 30 million
+    if isinstance(slices, int):
+        checks.check_size(slices, "a sliced list")
 
 
 # the filters that can make a value much larger than their input, checked before they run
 _LIMITED_FILTERS = {"center": _check_center, "indent": _check_indent, "format": _check_format,
-                    "replace": _check_replace, "join": _check_join}
+                    "replace": _check_replace, "join": _check_join, "slice": _check_slice}
 
 
 def _make_environment(autoescape):
@@ -147,8 +159,10 @@ def _make_environment(autoescape):
     environment = _MailSandbox(autoescape=autoescape, extensions=["jinja2.ext.do"],
                                undefined=template_check.RecordingUndefined, finalize=template_check.finalize)
     environment.filters["safe_html"] = sanitize_html
-    for name, check in _LIMITED_FILTERS.items():
-        environment.filters[name] = _checked_filter(environment.filters[name], check)
+    for name, function in list(environment.filters.items()):
+        environment.filters[name] = _checked_filter(function, _LIMITED_FILTERS.get(name))
+    # lipsum(300000) spends many seconds inside one call, where no deadline check runs; no mail needs it
+    del environment.globals["lipsum"]
     return environment
 
 
@@ -158,7 +172,7 @@ class TemplateRenderer:
     def __init__(self, cache_size=CACHE_SIZE):
         self._environments = {True: _make_environment(True), False: _make_environment(False)}
         self._cache = OrderedDict()
-        self._sources = {}          # template file path -> ((mtime, size), text)
+        self._files = TemplateFiles()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -217,6 +231,10 @@ class TemplateRenderer:
             return rendered
         except TemplateLimitExceeded as err:
             raise TemplateError("Template '{0}'{1} was stopped: {2}".format(name, _line_of(name), err))
+        except MemoryError:
+            # in a render worker, its address space limit; the worker retires after it (lib/templates/worker_main.py)
+            raise TemplateError("Template '{0}'{1} was stopped: it needed more memory than template_max_memory "
+                                "allows".format(name, _line_of(name)))
         except SecurityError as err:
             raise TemplateError("Template '{0}'{1} tried something the sandbox does not allow: {2}".format(
                 name, _line_of(name), template_check.readable(err)))
@@ -227,10 +245,18 @@ class TemplateRenderer:
                 name, _line_of(name), type(err).__name__, template_check.readable(err)))
 
     def render_file(self, path, context, limits=None):
-        return self.render(self._read(path), context, name=os.path.basename(path), limits=limits)
+        return self.render(self._files.read(path), context, name=os.path.basename(path), limits=limits)
 
-    def _read(self, path):
-        """The template file's text, read again only when its modification time or size changed."""
+
+class TemplateFiles:
+    """Template files' text, read again only when a file's modification time or size changed (thread safe)."""
+
+    def __init__(self):
+        self._sources = {}          # template file path -> ((mtime, size), text)
+        self._lock = threading.Lock()
+
+    def read(self, path):
+        """The template file's text; TemplateError when it cannot be read."""
         try:
             status = os.stat(path)
             version = (status.st_mtime_ns, status.st_size)
