@@ -78,5 +78,7 @@ def _measure(figure):
     return Figure(figure.name, figure.TARGET, measured=measured, detail=detail)
 
 
-graph_wan_ratio = NamedFigure("graph_wan_ratio", 0.8, _measure)
+# both take one round trip per send since pooled SMTP pipelines its RSET with the transaction (issue 19): the
+# target is that Graph is no slower than pooled SMTP (it was 0.8 while SMTP's RSET cost a round trip of its own)
+graph_wan_ratio = NamedFigure("graph_wan_ratio", 1.1, _measure)
 graph_round_trips = NamedFigure("graph_round_trips", 1, _measure)

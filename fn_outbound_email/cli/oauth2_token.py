@@ -5,7 +5,9 @@ The authorization-code flow for administrators: sign in as the mailbox in a
 browser; the provider sends the browser back to a callback server this command
 runs on 127.0.0.1. A callback whose ``state`` is not the random one sent is not
 for this sign-in (stale or forged): it gets an error page and is ignored, and
-the command keeps waiting. The code is exchanged at token_url (with PKCE)
+the command keeps waiting. The callback server answers each connection on a
+thread of its own, with a per-request timeout, so a local connection that
+sends nothing cannot hold up the browser's return. The code is exchanged at token_url (with PKCE)
 through RequestsCommon, and the refresh token is printed with the app.config
 line to paste.
 
@@ -23,7 +25,7 @@ import sys
 import threading
 import webbrowser
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,6 +39,7 @@ from fn_outbound_email.lib.settings import SECTION, load_oauth2_settings
 
 COMMAND = "oauth2-token"
 DEFAULT_WAIT_SECONDS = 300
+CALLBACK_REQUEST_TIMEOUT = 10    # seconds the callback server waits for one request's bytes (a browser sends at once)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # (app.config key, flag): flags win over app.config
 CLIENT_KEYS = (("client_id", "--client-id"), ("client_secret", "--client-secret"), ("auth_url", "--auth-url"),
@@ -252,7 +255,8 @@ class AuthorizationFlow:
 
     def complete(self, query):
         """The refresh token for the callback's ``query``, or FlowError."""
-        if not secrets.compare_digest(query.get("state", ""), self._state):
+        # compare_digest takes str only when it is ASCII: a callback may carry any text, so bytes are compared
+        if not secrets.compare_digest(query.get("state", "").encode("utf-8", "surrogatepass"), self._state.encode()):
             raise ForeignCallback("The callback's state does not match the one this command sent: the answer is not "
                                   "for this sign-in (a stale or forged link). It was ignored; nothing was exchanged.")
         if query.get("error"):
@@ -290,7 +294,10 @@ class CallbackServer(BackgroundServer):
         self._done = threading.Event()
         self._result = None                # the refresh token, or the FlowError
         self.ignored = 0                   # callbacks with a wrong state (stale or forged)
-        super().__init__(HTTPServer(("127.0.0.1", port), _callback_handler(self)), name="oauth2-callback")
+        self._answering = threading.Lock()  # requests are answered on threads of their own, one at a time
+        server = ThreadingHTTPServer(("127.0.0.1", port), _callback_handler(self))
+        server.daemon_threads = True       # a connection still open does not hold up the command's end
+        super().__init__(server, name="oauth2-callback")
 
     @property
     def redirect_uri(self):
@@ -310,6 +317,10 @@ class CallbackServer(BackgroundServer):
 
     def answer(self, path, query):
         """(HTTP status, page title, text) for a request to the callback server."""
+        with self._answering:
+            return self._answer(path, query)
+
+    def _answer(self, path, query):
         if path != self._path or self._done.is_set():
             return 404, "Not found", "This is not the sign-in callback of outbound-email oauth2-token."
         if not any(key in query for key in ("code", "error", "state")):
@@ -333,6 +344,8 @@ class CallbackServer(BackgroundServer):
 
 def _callback_handler(callback):
     class Handler(BaseHTTPRequestHandler):
+        timeout = CALLBACK_REQUEST_TIMEOUT       # the socket's timeout: a silent connection is dropped after it
+
         def do_GET(self):
             parts = urlsplit(self.path)
             status, title, text = callback.answer(parts.path, dict(parse_qsl(parts.query)))

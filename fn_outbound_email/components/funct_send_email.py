@@ -4,15 +4,17 @@
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_lib import validate_fields
 
+from fn_outbound_email.components.reload import ClosesIdleSessionsOnReload
 from fn_outbound_email.lib.errors import MailError
-from fn_outbound_email.lib.soar.invocation import current_invocation, invocation_handlers, redelivery_note, with_invocation
 from fn_outbound_email.lib.mailer import MailRequest, send_with_progress
+from fn_outbound_email.lib.soar.invocation import (current_invocation, invocation_handlers, redelivery_note,
+                                                    with_invocation)
 
 PACKAGE_NAME = "fn_outbound_email"
 FN_NAME = "send_email"
 
 
-class FunctionComponent(invocation_handlers(FN_NAME), AppFunctionComponent):
+class FunctionComponent(invocation_handlers(FN_NAME), ClosesIdleSessionsOnReload, AppFunctionComponent):
     """Component that implements function 'send_email'"""
 
     def __init__(self, opts):

@@ -12,9 +12,10 @@
   retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
   sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport; ``graph`` and
   ``gmail_api``, the Microsoft Graph and Gmail API transports, over ``http_api``).
-- ``soar/``: SOAR's side: ``client`` (incident reads over REST), ``startup`` (the start-up customizations),
-  ``invocation`` (the function invocation behind a call, from its STOMP message: the Message-ID it derives,
-  redeliveries) and ``graceful_stop`` (SIGTERM lets sends in flight finish and be answered).
+- ``soar/``: SOAR's side: ``client`` (incident reads over REST), ``download`` (attachment contents, within one
+  byte budget per send and a deadline each), ``startup`` (the start-up customizations), ``invocation`` (the
+  function invocation behind a call, from its STOMP message: the Message-ID it derives, redeliveries) and
+  ``graceful_stop`` (SIGTERM lets sends in flight finish and be answered).
 - ``auth/``: credentials: ``password`` (SMTP AUTH), ``oauth2`` (tokens, XOAUTH2), ``keys`` (certificates and
   service-account keys that sign OAuth2 assertions).
 - ``settings.py`` (app.config) and ``errors.py`` (the error types): used by all of the above.

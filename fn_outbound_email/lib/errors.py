@@ -59,3 +59,11 @@ def smtp_reply_text(code, message):
     if isinstance(message, bytes):
         message = message.decode("utf-8", "replace")
     return "{0} {1}".format(code, " ".join(str(message).split())).strip()
+
+
+def without_secrets(text, secrets):
+    """``text`` with each of ``secrets`` (the empty ones skipped) replaced by [redacted]: a server may echo the
+    line a login sent (AUTH PLAIN's base64 carries the password) in the reply that becomes a result's reason."""
+    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text

@@ -176,6 +176,12 @@ def _http_transport(settings, requests_common):
     return transport_class(settings, OAuth2TokenProvider(settings.oauth2, requests_common), requests_common)
 
 
+def close_idle_connections():
+    """Close the idle SMTP sessions kept for reuse (an app.config reload: the next send logs in afresh)."""
+    from fn_outbound_email.lib.delivery.smtp.pool import POOL
+    POOL.close_all()
+
+
 def mailer_for(opts, rest_client, requests_common=None):
     """The Mailer for a function call: settings from app.config, SOAR access through ``rest_client``."""
     from fn_outbound_email.lib.settings import load_settings
@@ -355,7 +361,8 @@ class Mailer:
                 chosen.extend(matches)
                 if not matches:
                     missing.append(name)
-        contents = self._soar.get_attachment_contents(incident_id, chosen, self._download_limits(chosen),
+        limits, room = self._download_limits(chosen)
+        contents = self._soar.get_attachment_contents(incident_id, chosen, limits, total_bytes=room,
                                                       cancelled=cancelled)
         attachments = [compose.Attachment(name=item.get("name") or "attachment", content=content)
                        for item, content in zip(chosen, contents)]
@@ -364,7 +371,8 @@ class Mailer:
         return attachments, [item.name for item in attachments], missing
 
     def _download_limits(self, chosen):
-        """The most bytes each chosen attachment may have; MailError naming them when their sizes cannot fit."""
+        """The most bytes each chosen attachment may have, and all of them together; MailError naming them when
+        their listed sizes cannot fit."""
         limit = self._settings.max_message_size
         sizes = [_declared_size(item) for item in chosen]
         total, too_many = 0, []
@@ -378,7 +386,7 @@ class Mailer:
                             "or smaller attachments".format(limit, total, ", ".join(too_many)))
         known = sum(size or 0 for size in sizes)
         room = limit * 3 // 4                   # raw bytes that fit once base64-encoded
-        return [room - known + (size or 0) for size in sizes]
+        return [room - known + (size or 0) for size in sizes], room
 
     def _recipient_certificates(self, pem_text):
         if not pem_text or not str(pem_text).strip():

@@ -6,9 +6,12 @@ The SMTP server accepts only access tokens the local token endpoint issued (and 
 
 import base64
 import logging
+import os
+import socket
 import sys
 import threading
 import time
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -26,6 +29,8 @@ from tests.support.function_runner import app_config, call_function
 from tests.support.oauth2_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, FakeOAuth2Server
 from tests.support.smtp_server import SMTP_PASSWORD, SMTP_USER, SmtpTestServer, free_port
 from tests.support.soar_mock import INCIDENT_ID, SoarMock
+
+SLOWNESS = float(os.environ.get("TEST_SLOWNESS", "1"))
 
 SCOPE = "https://mail.example.com/.default offline_access"
 APP_SMTP_PORT = free_port()
@@ -228,6 +233,32 @@ def test_token_request_goes_through_the_app_proxy(oauth, smtp, monkeypatch):
     from resilient_lib import RequestsCommon
     provider = OAuth2TokenProvider(settings.oauth2, RequestsCommon(opts, opts["fn_outbound_email"]))
     assert provider.access_token().value == "access-Token-1"
+
+
+@pytest.mark.parametrize("token_url, warned", [
+    ("http://login.example.invalid/token", True),
+    ("http://192.0.2.7/token", True),
+    ("http://127.0.0.1/token", False),
+    ("http://[::1]/token", False),
+    ("http://localhost/token", False),
+    ("HTTP://login.example.invalid/token", True),
+])
+def test_a_plain_http_token_url_to_another_host_is_warned_about(oauth, smtp, monkeypatch, caplog, token_url, warned):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    opts = section(oauth, smtp.port, token_url=token_url)
+    opts["integrations"] = {"http_proxy": oauth.base_url}       # the local server answers for every host
+    from resilient_lib import RequestsCommon
+    provider = OAuth2TokenProvider(load_settings(opts).oauth2, RequestsCommon(opts, opts["fn_outbound_email"]))
+    with caplog.at_level(logging.WARNING, logger=oauth2.__name__):
+        provider.access_token()
+    warnings = [record.getMessage() for record in caplog.records if "unencrypted" in record.getMessage()]
+    assert bool(warnings) is warned, warnings
+    if warned:
+        assert warnings == ["token_url {0} is plain http:// to a host other than this machine: the client "
+                            "credential, the refresh token and the access token cross the network unencrypted. "
+                            "Use an https:// token_url".format(token_url)]
+        assert CLIENT_SECRET not in warnings[0] and REFRESH_TOKEN not in warnings[0]
 
 
 def test_rotated_refresh_token_is_used_and_admin_warned(oauth, smtp, caplog):
@@ -475,6 +506,37 @@ def test_oauth2_token_ignores_a_forged_callback_and_completes_the_real_sign_in(o
     assert "refresh_token = refresh-From-Code-" in command.out.text
     assert [form["code"] for form in oauth.token_requests] == ["code-2"]
     assert "ignored a callback with a wrong state" in command.err.text
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_ignores_a_callback_with_a_non_ascii_state(oauth, monkeypatch):
+    command = CommandRun(token_command(oauth), monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    oauth.state_override = "Zustand-\u00df\u2603"
+    forged = browser_visit(sign_in_url)
+    assert forged.status_code == 400 and "state does not match the one this command sent" in forged.text
+    oauth.state_override = None
+    page = browser_visit(sign_in_url)
+    assert command.finish() == 0, command.err.text
+    assert page.status_code == 200 and "Traceback" not in command.err.text
+
+
+def callback_port(sign_in_url):
+    redirect_uri = dict(parse_qsl(urlsplit(sign_in_url).query))["redirect_uri"]
+    return urlsplit(redirect_uri).port
+
+
+@pytest.mark.usefixtures("no_default_app_config")
+def test_oauth2_token_a_silent_local_connection_does_not_hold_up_the_browser(oauth, monkeypatch):
+    from fn_outbound_email.cli import oauth2_token
+    monkeypatch.setattr(oauth2_token, "CALLBACK_REQUEST_TIMEOUT", 0.5 * SLOWNESS)
+    command = CommandRun(token_command(oauth), monkeypatch)
+    sign_in_url = command.line_starting_with(oauth.auth_url)
+    with socket.create_connection(("127.0.0.1", callback_port(sign_in_url)), timeout=10 * SLOWNESS) as silent:
+        page = browser_visit(sign_in_url)                # answered while the silent connection is still open
+        assert page.status_code == 200 and "<h1>Success</h1>" in page.text
+        assert command.finish() == 0, command.err.text
+        assert silent.recv(1) == b""                     # the server dropped it at its request timeout
 
 
 @pytest.mark.usefixtures("no_default_app_config")

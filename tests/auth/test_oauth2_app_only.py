@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fn_outbound_email.lib.auth import oauth2
 from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
 from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
-from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, OAuth2Error
+from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, MailError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest, build_transport
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.util.selftest import selftest_function
@@ -239,6 +239,51 @@ def test_revoked_token_gets_one_new_token_and_one_retry(grant, keys, oauth, smtp
     assert [accepted for _, accepted in tokens_tried(smtp)] == [True, False, True]
     assert len(oauth.token_requests) == 2
     assert [m.message["Subject"] for m in smtp.messages] == ["first", "second"]
+
+
+@pytest.mark.parametrize("grant, first, second", [
+    ("client_secret", {"scope": M365_SCOPE}, {"scope": ""}),
+    ("client_secret", {}, {"client_secret": "another-Secret-8"}),
+    ("client_certificate", {}, {"client_certificate": "stranger"}),
+], ids=["scope", "secret", "certificate"])
+def test_settings_differing_in_one_credential_or_scope_get_their_own_token(grant, first, second, keys, oauth, smtp):
+    def provider(values):
+        values = dict(values)
+        if "client_certificate" in values:
+            values["client_certificate"] = keys["files"][values["client_certificate"]]
+        return OAuth2TokenProvider(load_settings(section(grant, keys, oauth, smtp.port, **values)).oauth2)
+
+    token = provider(first).access_token()
+    assert not token.cached and len(oauth.token_requests) == 1
+    assert provider(first).access_token() == token._replace(cached=True)       # the same settings share it
+    try:
+        other = provider(second).access_token()
+    except OAuth2Error as err:            # a wrong secret or certificate: refused by the endpoint, so it was asked
+        assert "invalid_client" in str(err)
+    else:
+        assert not other.cached and other.value != token.value
+    assert len(oauth.token_requests) == 2
+    assert (oauth.token_requests[1].get("scope"), oauth.token_requests[1].get("client_secret")) == (
+        second.get("scope", first.get("scope", M365_SCOPE)) or None,
+        second.get("client_secret", CLIENT_SECRET) if grant == "client_secret" else None)
+
+
+@pytest.mark.parametrize("grant, change", [
+    ("client_secret", {"client_secret": "another-Secret-8"}),
+    ("client_secret", {"client_id": "another-client"}),
+    ("client_secret", {"token_url": "http://127.0.0.1:9/token"}),
+    ("client_certificate", {"client_certificate": "stranger"}),
+    ("client_secret", {"oauth2_grant": "refresh_token", "refresh_token": "refresh-Unknown-1"}),
+], ids=["secret", "client_id", "token_url", "certificate", "grant"])
+def test_a_pooled_session_serves_only_the_oauth2_settings_it_logged_in_with(grant, change, keys, oauth, smtp):
+    """A configuration that cannot get a token must fail, not send on a session another one logged in."""
+    send(mailer(grant, keys, oauth, smtp, smtp_connection_reuse="true"))
+    change = dict(change)
+    if "client_certificate" in change:
+        change["client_certificate"] = keys["files"][change["client_certificate"]]
+    with pytest.raises(MailError):          # the token request (or the login) fails: nothing is sent
+        send(mailer(grant, keys, oauth, smtp, smtp_connection_reuse="true", **change))
+    assert len(smtp.messages) == 1
 
 
 def test_encrypted_certificate_key_with_its_password(keys, oauth, smtp):

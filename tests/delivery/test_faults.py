@@ -415,21 +415,34 @@ def test_552_at_mail_from_is_reported_as_too_big(server, backoff_sleeps):
 FIVE = ["r{0}@example.com".format(n) for n in range(1, 6)]
 
 
-def test_452_too_many_recipients_are_sent_in_further_transactions(server, backoff_sleeps):
-    server.script(rcpt_limit=2)
-    prepared, outcome = deliver(server, to=", ".join(FIVE), retries=2)
-    assert outcome.accepted == FIVE and outcome.refused == {}
-    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4], FIVE[4:]]  # each once
-    assert backoff_sleeps == [BACKOFF, 2 * BACKOFF]
-    assert_whole_copies(server, prepared, received=3, accepted=3)
+TEN = ["r{0}@example.com".format(n) for n in range(1, 11)]
 
 
-def test_recipients_still_refused_after_the_retries_are_reported_with_the_reply(server, backoff_sleeps):
+@pytest.mark.parametrize("retries", [0, 2])
+def test_452_too_many_recipients_are_sent_in_further_transactions_at_once(server, backoff_sleeps, retries):
+    """RFC 5321 4.5.3.1.10: the server's recipient limit is not a failure; the rest go in the next transaction
+    at once, however many retries app.config allows (Postfix smtpd_recipient_limit = 2 lost 4 of 10)."""
     server.script(rcpt_limit=2)
-    prepared, outcome = deliver(server, to=", ".join(FIVE), retries=1)
-    assert outcome.accepted == FIVE[:4]
-    assert outcome.refused == {FIVE[4]: "452 4.5.3 Too many recipients"}
-    assert [message.rcpt_tos for message in server.messages] == [FIVE[:2], FIVE[2:4]]
+    prepared, outcome = deliver(server, to=", ".join(TEN), retries=retries)
+    assert outcome.accepted == TEN and outcome.refused == {}
+    assert [message.rcpt_tos for message in server.messages] == [TEN[n:n + 2] for n in range(0, 10, 2)]  # each once
+    assert backoff_sleeps == []
+    assert_whole_copies(server, prepared, received=5, accepted=5)
+
+
+def test_452_for_the_first_recipient_is_refused_for_now_and_retried_after_the_backoff(server, backoff_sleeps):
+    server.script(rcpt_limit=0)            # no recipient fits: not a limit the next transaction can get past
+    prepared, error = failed_delivery(server, to=", ".join(FIVE), retries=1)
+    assert error.transient and "452 4.5.3 Too many recipients" in str(error)
+    assert backoff_sleeps == [BACKOFF] and server.messages == []
+
+
+def test_452_with_a_refused_and_a_greylisted_recipient(server, backoff_sleeps):
+    server.script(rcpt_limit=2, refuse=["gone@example.org"], defer={"r2@example.com": 1})
+    prepared, outcome = deliver(server, to="gone@example.org, " + ", ".join(FIVE), retries=1)
+    assert sorted(outcome.accepted) == sorted(FIVE)
+    assert list(outcome.refused) == ["gone@example.org"] and outcome.refused["gone@example.org"].startswith("550")
+    assert sorted(r for message in server.messages for r in message.rcpt_tos) == sorted(FIVE)     # each once
 
 
 def test_greylisted_recipient_is_retried_and_the_accepted_one_not_sent_twice(server, backoff_sleeps):

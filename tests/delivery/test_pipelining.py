@@ -162,6 +162,64 @@ def test_idle_sessions_are_closed_with_quit_after_the_idle_timeout():
         assert commands(server)[-1] == "QUIT"
 
 
+def test_a_pooled_session_gets_a_new_deadline_for_each_use():
+    """Cheap: smtp_conn_timeout is 1 s, so the first use's deadline has passed after a short idle wait (not the
+    30 s of the default idle timeout); the session must still serve the next send, with a deadline of its own."""
+    import os
+    import time
+    slowness = float(os.environ.get("TEST_SLOWNESS", "1"))
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_conn_timeout=1, smtp_idle_timeout=60)
+        mailer.send(request(to="alice@example.com"))
+        time.sleep(1.5 * slowness)                      # past the first use's deadline, well within the idle time
+        mailer.send(request(to="bob@example.com"))
+        assert [message.rcpt_tos for message in server.messages] == [["alice@example.com"], ["bob@example.com"]]
+        assert len({message.peer for message in server.messages}) == 1, "the pooled session was not reused"
+
+
+class ExtraReplyAfterData(RecordingHandler):
+    """Answers the end of the message with its 250 and one more, that no command asked for."""
+
+    async def handle_DATA(self, server, session, envelope):
+        status = await super().handle_DATA(server, session, envelope)
+        return status + "\r\n250 2.0.0 an extra reply"
+
+
+@pytest.mark.parametrize("extensions", [("PIPELINING", "CHUNKING"), ("PIPELINING",), ()])
+def test_a_session_with_an_unread_reply_is_not_reused(extensions):
+    """One extra 250 would shift every reply after it: the refused recipient below read as accepted."""
+    handler = ExtraReplyAfterData(refuse=["gone@example.org"])
+    with EsmtpTestServer(extensions=extensions, handler=handler) as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_retries=0)
+        mailer.send(request(to="alice@example.com"))
+        with pytest.raises(DeliveryError) as raised:
+            mailer.send(request(to="gone@example.org"))
+        assert "refused every recipient: gone@example.org: 550 5.1.1" in str(raised.value)
+        assert len(server.messages) == 1
+
+
+def test_a_pooled_send_is_one_round_trip_with_rset_in_the_same_write():
+    with EsmtpTestServer() as server, DelayProxy(server.port, delay=DELAY) as proxy:
+        mailer = make_mailer(proxy.port, smtp_connection_reuse="true")
+        mailer.send(request())
+        proxy.reset()
+        mailer.send(request())
+        assert commands(server)[-6:] == ["RSET", "MAIL", "RCPT", "RCPT", "RCPT", "BDAT"]
+        assert proxy.flights == 1                       # RSET + MAIL + RCPT x3 + BDAT + message: one round trip
+        assert len({message.peer for message in server.messages}) == 1 and len(server.messages) == 2
+
+
+def test_a_session_whose_transaction_delivered_nothing_is_not_pooled():
+    """Postfix's error penalty stays with the connection: 12 failing sends took 26 s with reuse."""
+    with EsmtpTestServer(refuse=["gone@example.org"]) as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_retries=0)
+        with pytest.raises(DeliveryError, match="refused every recipient"):
+            mailer.send(request(to="gone@example.org"))
+        assert POOL.idle_count() == 0 and commands(server)[-1] == "QUIT"
+        mailer.send(request(to="alice@example.com"))
+        assert POOL.idle_count() == 1                   # one that delivered is kept
+
+
 def test_reuse_off_opens_and_quits_a_session_per_send():
     with EsmtpTestServer() as server:
         mailer = make_mailer(server.port, smtp_connection_reuse="false")
@@ -178,3 +236,86 @@ def test_sessions_of_other_settings_are_not_shared():
         with pytest.raises(DeliveryError):            # no login: the pooled, logged-in session must not serve it
             make_mailer(server.port, smtp_connection_reuse="true").send(request())
         assert len(server.messages) == 1
+
+
+def test_a_session_logged_in_in_clear_does_not_serve_settings_that_forbid_it():
+    with EsmtpTestServer(auth=True) as server:
+        login = {"smtp_connection_reuse": "true", "smtp_user": SMTP_USER, "smtp_password": SMTP_PASSWORD}
+        make_mailer(server.port, smtp_allow_plaintext_auth="true", **login).send(request())
+        with pytest.raises(DeliveryError, match="credentials would cross the network in clear"):
+            make_mailer(server.port, smtp_allow_plaintext_auth="false", **login).send(request())
+        assert len(server.messages) == 1
+
+
+def test_a_session_past_its_maximum_age_is_not_reused(monkeypatch):
+    from fn_outbound_email.lib.delivery.smtp import pool
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true")
+        mailer.send(request(to="alice@example.com"))
+        assert POOL.idle_count() == 1
+        monkeypatch.setattr(pool, "MAX_SESSION_SECONDS", 0)     # the pooled session is now past its age
+        mailer.send(request(to="bob@example.com"))
+        assert len({message.peer for message in server.messages}) == 2
+        assert POOL.idle_count() == 0                   # nor is the new one kept: it is past its age too
+        assert commands(server).count("QUIT") == 2
+
+
+def test_a_forked_child_starts_with_an_empty_pool_and_leaves_the_parent_its_session():
+    import os
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true")
+        mailer.send(request(to="alice@example.com"))
+        assert POOL.idle_count() == 1
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                    # the child: report what it sees, say nothing, go
+            try:
+                os.write(writer, str(POOL.idle_count()).encode())
+            finally:
+                os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as child_output:
+            seen_by_child = child_output.read()
+        os.waitpid(pid, 0)
+        assert seen_by_child == b"0"
+        mailer.send(request(to="bob@example.com"))      # the parent's session still works: the child was silent
+        assert len({message.peer for message in server.messages}) == 1
+        assert "QUIT" not in commands(server)
+
+
+# --- UTF-8 mail through CHUNKING ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("reuse", ["true", "false"])
+@pytest.mark.parametrize("lines", [1, 12000], ids=["one write", "over 256 KiB"])
+def test_smtputf8_mail_through_chunking_arrives_byte_for_byte(reuse, lines):
+    """BDAT announces octets: a size counted in characters would cut a UTF-8 message short (RFC 3030)."""
+    with EsmtpTestServer() as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse=reuse)
+        sent = []
+        for number in range(2):
+            mail = MailRequest(incident_id=1, to="josé@example.com", subject="Störung Nr. {0} ✓".format(number),
+                               body="Grüße aus dem SOC: Prüfung bestanden ✓\n" * lines)
+            prepared = mailer.prepare(mail)
+            assert len(prepared.message.decode("utf-8")) < len(prepared.message)     # multi-byte characters in it
+            assert (len(prepared.message) > smtp_transaction.INLINE_MESSAGE_BYTES) == (lines > 1)
+            outcome = mailer.deliver(prepared)
+            assert outcome.accepted == ["josé@example.com"]
+            sent.append(prepared.message)
+        assert [message.data for message in server.messages] == sent
+        assert all("SMTPUTF8" in message.mail_options for message in server.messages)
+        subjects = [message.message["Subject"] for message in server.messages]
+        assert subjects == ["Störung Nr. 0 ✓", "Störung Nr. 1 ✓"]
+        assert commands(server).count("BDAT") == 2 and "DATA" not in commands(server)
+        assert len({message.peer for message in server.messages}) == (1 if reuse == "true" else 2)
+
+
+@pytest.mark.parametrize("extra_reply", [False, True])
+def test_a_pooled_tls_session_is_reused_unless_something_is_unread(tls_pki, extra_reply):
+    """Over TLS the check reads records without waiting: a session ticket is no data, an extra reply is."""
+    handler = ExtraReplyAfterData() if extra_reply else RecordingHandler()
+    with EsmtpTestServer(handler=handler, tls_context=tls_pki.context, require_starttls=True) as server:
+        mailer = make_mailer(server.port, smtp_connection_reuse="true", smtp_ssl_mode="starttls",
+                             smtp_ssl_cafile=tls_pki.ca_file)
+        mailer.send(request(to="alice@example.com"))
+        mailer.send(request(to="bob@example.com"))
+        assert all(message.tls for message in server.messages)
+        assert len({message.peer for message in server.messages}) == (2 if extra_reply else 1)

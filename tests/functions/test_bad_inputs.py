@@ -6,7 +6,9 @@ connection at all. Most cases call the library (build_request + Mailer, load_set
 speed; a handful go through the SOAR functions end to end.
 """
 
+import base64
 import dataclasses
+import functools
 import re
 
 import pytest
@@ -269,6 +271,13 @@ def test_an_attachment_name_that_looks_like_a_path_is_never_read_as_a_file(smtp_
     assert list(smtp_server.messages[0].message.iter_attachments()) == []
 
 
+def _encoded_word(text):
+    return "=?utf-8?b?{0}?=".format(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
+
+NESTED_NAME = functools.reduce(lambda name, _: _encoded_word(name), range(5), "../x.exe")
+
+
 @pytest.mark.parametrize("name, fragment", [
     ("report.pdf\x00.exe", "Attachment 'report.pdf\\x00.exe' has a NUL character in its name"),
     ("report\ud800.pdf", "Attachment 'report\\ud800.pdf' has a lone surrogate (U+D800..U+DFFF) in its name"),
@@ -276,6 +285,9 @@ def test_an_attachment_name_that_looks_like_a_path_is_never_read_as_a_file(smtp_
      "The name of attachment '=?utf-8?q?invoice=0D=0AContent-Type:_text=2Fhtml?=.pdf' holds an RFC 2047 encoded "
      "word that decodes to a line break"),
     ("=?x-unknown?q?Rechnung_M=E4rz?=.pdf", "holds an RFC 2047 encoded word in an unknown charset"),
+    ("=?utf-8?q?report=00.exe?=.pdf", "holds an RFC 2047 encoded word that decodes to a"),
+    # encoded five times over: what is left after cleaning still decodes (to ../x.exe) in a reader
+    (NESTED_NAME, "would reach its recipients named '../x.exe'"),
 ])
 def test_bad_attachment_name_is_refused_naming_it(server, name, fragment):
     with pytest.raises(ValueError, match=re.escape(fragment)):
@@ -287,6 +299,11 @@ def test_bad_attachment_name_is_refused_naming_it(server, name, fragment):
     ("invoice\u202efdp.exe", "invoicefdp.exe"),          # U+202E would show it as "invoiceexe.pdf"
     ("\u200bpayroll\u2066.xlsx\u2069", "payroll.xlsx"), ("\ufeffnotes.txt", "notes.txt"),
     ("line\u2028break.txt", "linebreak.txt"),
+    # readers decode RFC 2047 words in a file name: the decoded name is the one cleaned
+    ("=?utf-8?q?invoice=E2=80=AEfdp.exe?=", "invoicefdp.exe"),
+    ("=?utf-8?q?=2E=2E=2F=2E=2E=2Fetc=2Fcron.d=2Fx?=", "x"),
+    ("=?utf-8?b?Li4vLi4vZXRjL2Nyb24uZC94?=", "x"),
+    ("=?utf-8?q?r=C3=A9sum=C3=A9.pdf?=", "résumé.pdf"),
 ])
 def test_attachment_names_lose_bidi_and_format_characters(smtp_server, name, shown):
     """Not an error: the attachment is sent under the name a recipient can read as it is."""

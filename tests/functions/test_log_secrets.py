@@ -10,9 +10,11 @@ STARTTLS to real aiosmtpd servers.
 import base64
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 from fn_outbound_email.lib.auth import oauth2
-from fn_outbound_email.lib.errors import DeliveryError
+from fn_outbound_email.lib.errors import DeliveryError, SmimeError
 from fn_outbound_email.lib.mailer import MailRequest
 from tests.support import config_section
 from tests.support import pki
@@ -93,7 +95,7 @@ class TestPasswordAndP12:
         mailer = config_section.mailer(SMTP_PORT, smtp_ssl_mode="starttls", smtp_ssl_cafile=tls["ca"],
                                        from_email_address="soar@example.com", p12_signing_encrypting_cert=tls["p12"],
                                        p12_signing_encrypting_cert_password=wrong)
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(SmimeError, match="p12_signing_encrypting_cert") as raised:
             mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
         assert wrong not in str(raised.value)
         app_log.lines.append("(refused: {0})".format(raised.value))   # the reason counts as logged output
@@ -121,3 +123,52 @@ def test_oauth2_send_logs_no_secret_or_token(oauth_servers, tls, app_log):
     assert len(tokens) == 1 and smtp.handler.xoauth2_attempts[0][1] == tokens[0]
     assert_clean(app_log, [CLIENT_SECRET, REFRESH_TOKEN, tokens[0],
                            oauth2.xoauth2_initial_response(SMTP_USER, tokens[0])])
+
+
+# --- a server that echoes the AUTH line in its refusal ---------------------------------------------------------
+
+class EchoingAuth(SMTP):
+    """Refuses every AUTH with a reply that repeats the line the client sent (some servers do)."""
+
+    async def smtp_AUTH(self, arg):
+        await self.push("535 5.7.8 Authentication failed: AUTH {0}".format(arg or ""))
+
+
+class EchoingAuthController(Controller):
+    def factory(self):
+        return EchoingAuth(self.handler, **self.SMTP_kwargs)
+
+
+class EchoingAuthServer(SmtpTestServer):
+    controller_class = EchoingAuthController
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_a_server_echoing_the_auth_line_does_not_put_the_password_in_the_reason(mechanism):
+    password = "Echoed-Passw0rd!"
+    with EchoingAuthServer(auth=True, exclude_auth=[m for m in ("PLAIN", "LOGIN") if m != mechanism]) as server:
+        mailer = config_section.mailer(server.port, smtp_user=SMTP_USER, smtp_password=password,
+                                       smtp_allow_plaintext_auth=True, from_email_address="soar@example.com")
+        with pytest.raises(DeliveryError) as raised:
+            mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
+    reason = str(raised.value)
+    assert reason.startswith("The SMTP server refused the login of user '{0}' (AUTH {1}): 535 5.7.8 Authentication "
+                             "failed: AUTH {1}".format(SMTP_USER, mechanism)), reason
+    for secret in (password, b64(password), b64("\0{0}\0{1}".format(SMTP_USER, password))):
+        assert secret not in reason
+
+
+def test_a_server_echoing_the_xoauth2_line_does_not_put_the_token_in_the_reason(monkeypatch):
+    monkeypatch.setattr(oauth2, "_caches", {})
+    with FakeOAuth2Server() as token_server, EchoingAuthServer(xoauth2=token_server.accepts) as server:
+        mailer = config_section.mailer(server.port, smtp_user=SMTP_USER, from_email_address="soar@example.com",
+                                       smtp_allow_plaintext_auth=True, client_id=CLIENT_ID,
+                                       client_secret=CLIENT_SECRET, token_url=token_server.token_url,
+                                       refresh_token=REFRESH_TOKEN, scope="mail")
+        with pytest.raises(DeliveryError) as raised:
+            mailer.send(MailRequest(incident_id=1, to="alice@example.com", body="x"))
+        tokens = sorted(token_server.valid_access_tokens)
+    reason = str(raised.value)
+    assert "535 5.7.8 Authentication failed: AUTH XOAUTH2 [redacted]" in reason, reason
+    assert tokens and all(token not in reason and oauth2.xoauth2_initial_response(SMTP_USER, token) not in reason
+                          for token in tokens)

@@ -3,6 +3,7 @@
 
 import os
 import tempfile
+import time
 
 import pytest
 from resilient_circuits.util import get_config_data
@@ -407,3 +408,16 @@ class TestRichTextFieldValues:
         assert "<b>invoice</b>" in html and "<p>" in html
         for bad in ("&lt;p&gt;", "&lt;b&gt;", "<script", "alert(1)"):
             assert bad not in html
+
+
+def test_an_app_config_reload_closes_the_idle_smtp_sessions(circuits_app, server):
+    from resilient_circuits.app_restartable import reload
+
+    from fn_outbound_email.lib.delivery.smtp.pool import POOL
+    result = send_function(circuits_app, "send_email2", {"mail_to": "alice@example.com"}, mail_body="kept")
+    assert result["success"] is True and POOL.idle_count() == 1
+    circuits_app.manager.fire(reload(opts=circuits_app.app.opts))
+    deadline = time.monotonic() + 10
+    while POOL.idle_count() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert POOL.idle_count() == 0

@@ -8,12 +8,17 @@ attachment list is read once, downloads overlap (4 at a time) and come back in t
 template reading one data table twice fetches it once.
 """
 
+import http.server
+import os
+import threading
+import time
+
 import pytest
 
 from tests.support.function_runner import app_config, send_function
 from tests.support.smtp_server import free_port
-from tests.support.soar_mock import (BROKEN_ATTACHMENT_ID, INCIDENT_ID, MISSING_INCIDENT_ID, PARALLEL_INCIDENT_ID,
-                             SLOW_INCIDENT_ID, FaultSoarMock)
+from tests.support.soar_mock import (BAD_LIST_INCIDENT_IDS, BROKEN_ATTACHMENT_ID, INCIDENT_ID, MISSING_INCIDENT_ID,
+                                     PARALLEL_INCIDENT_ID, SLOW_INCIDENT_ID, FaultSoarMock)
 
 SMTP_PORT = free_port()
 config_data = app_config(SMTP_PORT, from_email_address="soar@example.com")
@@ -98,6 +103,21 @@ def test_attachments_are_listed_once_and_downloaded_four_at_a_time_in_order(circ
     assert result["content"]["attachments"]["sent"] == ["part{0}.txt".format(n) for n in range(6)]
 
 
+@pytest.mark.parametrize("shape, problem", [
+    ("a list", "the answer is an array, not an object"),
+    ("an entry without id", "entry 1 ('report.txt') has no id"),
+    ("an id that is not a number", "entry 1 ('report.txt') has an id that is not a number: 'abc'"),
+    ("an entry that is not an object", "entry 1 is a string, not an object"),
+])
+def test_an_attachment_list_of_another_shape_is_a_result_naming_it(circuits_app, server, fault_soar, shape, problem):
+    incident_id = BAD_LIST_INCIDENT_IDS[shape]
+    result = send(circuits_app, mail_incident_id=incident_id, mail_body="files", mail_attachments="report.txt")
+    assert result["success"] is False
+    assert result["reason"] == ("The attachment list of incident {0} could not be read from SOAR: {1}, which is not "
+                                "the shape SOAR answers with".format(incident_id, problem))
+    assert FaultSoarMock.downloads == [] and server.messages == []
+
+
 def test_a_template_error_wins_over_an_attachment_fault_fetched_meanwhile(circuits_app, server, fault_soar):
     result = send(circuits_app, mail_inline_template="{{ incident.name | nosuchfilter }}",
                   mail_attachments="broken.bin")
@@ -122,3 +142,67 @@ def test_notes_are_read_from_each_answer_shape_soar_gives(answer):
             return answer
 
     assert SoarClient(NotesOnlySoar()).get_notes(2314) == [{"id": 1, "text": "a"}]
+
+
+# --- a download dripped by a real HTTP server --------------------------------------------------------------
+
+SLOWNESS = float(os.environ.get("TEST_SLOWNESS", "1"))
+DRIP_DEADLINE = 0.5 * SLOWNESS          # the download deadline for the test (the app's is minutes)
+
+
+class DrippingSoar(http.server.ThreadingHTTPServer):
+    """Answers every GET with a 2,000-byte body, a byte every DRIP_DEADLINE / 20 s, so each read is quick and
+    the whole body would take 100 deadlines; it gives up (closing the connection) after 20 deadlines."""
+
+    daemon_threads = True
+    BODY_SIZE = 2000
+
+    def __init__(self):
+        self.bytes_sent = 0
+        self.client_went_away = threading.Event()
+        super().__init__(("127.0.0.1", 0), DrippingHandler)
+
+
+class DrippingHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(DrippingSoar.BODY_SIZE))
+        self.end_headers()
+        give_up = time.monotonic() + 20 * DRIP_DEADLINE
+        try:
+            while self.server.bytes_sent < DrippingSoar.BODY_SIZE and time.monotonic() < give_up:
+                self.wfile.write(b"d")
+                self.wfile.flush()
+                self.server.bytes_sent += 1
+                time.sleep(DRIP_DEADLINE / 20)
+        except OSError:
+            self.server.client_went_away.set()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_dripping_download_ends_at_its_deadline(monkeypatch):
+    """A real resilient client reading from a real socket: each read is quick, the whole would take minutes."""
+    from resilient import SimpleClient
+
+    from fn_outbound_email.lib.soar import download
+    from fn_outbound_email.lib.soar.client import SoarClient, SoarError
+
+    monkeypatch.setattr(download, "DOWNLOAD_DEADLINE", DRIP_DEADLINE)
+    server = DrippingSoar()
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        rest = SimpleClient(org_name="Test", base_url="http://127.0.0.1:{0}".format(server.server_address[1]))
+        rest.org_id = 201
+        attachment = {"type": "incident", "id": 7, "name": "drip.bin", "size": DrippingSoar.BODY_SIZE}
+        with pytest.raises(SoarError) as raised:
+            SoarClient(rest).get_attachment_contents(INCIDENT_ID, [attachment], [10 ** 6])
+        assert str(raised.value) == ("Attachment 'drip.bin' (id 7) of incident {0} could not be downloaded from "
+                                     "SOAR within {1:g} s; nothing was sent".format(INCIDENT_ID, DRIP_DEADLINE))
+        assert server.client_went_away.wait(10 * SLOWNESS), "the server kept dripping to the client"
+        assert server.bytes_sent < DrippingSoar.BODY_SIZE
+    finally:
+        server.shutdown()
+        server.server_close()

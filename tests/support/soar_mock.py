@@ -202,6 +202,10 @@ BIG_INCIDENT_ID = 2400                # 12 attachments of 18 MiB each in its att
 PARALLEL_INCIDENT_ID = 2401           # 6 small attachments; the first 4 downloads must overlap
 MIXED_INCIDENT_ID = 2402              # two small attachments, then one of 18 MiB, then a small one
 SLOW_INCIDENT_ID = 2403               # its attachment list does not come in time (the client's read times out)
+UNLISTED_SIZES_INCIDENT_ID = 2404     # 12 attachments of 20,000 bytes each, listed without a size
+# its attachment list answered in a shape SOAR never gives (shape -> incident id)
+BAD_LIST_INCIDENT_IDS = {"a list": 2405, "an entry without id": 2406, "an id that is not a number": 2407,
+                         "an entry that is not an object": 2408}
 BIG_ATTACHMENT_SIZE = 18 * 1024 * 1024
 BROKEN_ATTACHMENT_ID = 35             # its download answers HTTP 500
 UNDERSIZED_ATTACHMENT_ID = 36         # the list says 10 bytes; the download sends 64 KiB
@@ -221,6 +225,16 @@ MIXED_ATTACHMENTS = [dict(BIG_ATTACHMENTS[0], name="small1.txt", size=1000),
                      dict(BIG_ATTACHMENTS[2], name="huge.pcap"),
                      dict(BIG_ATTACHMENTS[3], name="small3.txt", size=10)]
 MIXED_CONTENT = {item["id"]: b"m" * item["size"] for item in MIXED_ATTACHMENTS if item["size"] < 10000}
+UNLISTED_SIZE_CONTENT = b"n" * 20000
+UNLISTED_SIZE_ATTACHMENTS = [{"type": "incident", "id": 700 + number, "name": "unsized{0:02d}.bin".format(number),
+                              "content_type": "application/octet-stream", "task_id": None} for number in range(12)]
+_REPORT = {"type": "incident", "name": "report.txt", "content_type": "text/plain", "task_id": None, "size": 10}
+BAD_LIST_ANSWERS = {
+    BAD_LIST_INCIDENT_IDS["a list"]: [dict(_REPORT, id=1)],
+    BAD_LIST_INCIDENT_IDS["an entry without id"]: {"attachments": [_REPORT]},
+    BAD_LIST_INCIDENT_IDS["an id that is not a number"]: {"attachments": [dict(_REPORT, id="abc")]},
+    BAD_LIST_INCIDENT_IDS["an entry that is not an object"]: {"attachments": ["report.txt"]},
+}
 PARALLEL_ATTACHMENTS = [{"type": "incident", "id": 600 + number, "name": "part{0}.txt".format(number),
                          "content_type": "text/plain", "task_id": None, "size": 6} for number in range(6)]
 
@@ -260,8 +274,10 @@ class FaultSoarMock(SoarMock):
     def attachments(self, request):
         if _incident_id_of(request) == SLOW_INCIDENT_ID:
             raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=60)")
+        if _incident_id_of(request) in BAD_LIST_ANSWERS:
+            return self._json(request, BAD_LIST_ANSWERS[_incident_id_of(request)])
         listed = {BIG_INCIDENT_ID: BIG_ATTACHMENTS, PARALLEL_INCIDENT_ID: PARALLEL_ATTACHMENTS,
-                  MIXED_INCIDENT_ID: MIXED_ATTACHMENTS}.get(
+                  MIXED_INCIDENT_ID: MIXED_ATTACHMENTS, UNLISTED_SIZES_INCIDENT_ID: UNLISTED_SIZE_ATTACHMENTS}.get(
             _incident_id_of(request), FAULT_ATTACHMENTS)
         return self._json(request, {"attachments": listed, "max_results_exceeded": False})
 
@@ -275,6 +291,8 @@ class FaultSoarMock(SoarMock):
             return requests_mock.create_response(request, status_code=200, content=UNDERSIZED_CONTENT)
         if 600 <= attachment_id < 606:
             return self._parallel_download(request, attachment_id)
+        if 700 <= attachment_id < 712:
+            return requests_mock.create_response(request, status_code=200, content=UNLISTED_SIZE_CONTENT)
         if attachment_id in MIXED_CONTENT:
             return requests_mock.create_response(request, status_code=200, content=MIXED_CONTENT[attachment_id])
         return requests_mock.create_response(request, status_code=200, content=ATTACHMENT_CONTENT[attachment_id])

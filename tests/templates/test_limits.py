@@ -13,7 +13,8 @@ from fn_outbound_email.lib.templates.limits import TemplateLimits
 from fn_outbound_email.lib.templates.render import TemplateRenderer
 from tests.support.function_runner import app_config, send_function
 from tests.support.smtp_server import free_port
-from tests.support.soar_mock import BIG_ATTACHMENT_SIZE, BIG_INCIDENT_ID, INCIDENT_ID, MIXED_INCIDENT_ID, FaultSoarMock
+from tests.support.soar_mock import (BIG_ATTACHMENT_SIZE, BIG_INCIDENT_ID, INCIDENT_ID, MIXED_INCIDENT_ID,
+                                     UNLISTED_SIZE_CONTENT, UNLISTED_SIZES_INCIDENT_ID, FaultSoarMock)
 
 SMTP_PORT = free_port()
 TIMEOUT = 0.3
@@ -136,6 +137,17 @@ def test_a_download_larger_than_its_listed_size_stops_at_the_budget(circuits_app
     assert result["reason"].startswith("Attachment 'undersized.bin' (id 36) of incident {0} is larger than the "
                                        "{1} bytes left of max_message_size".format(INCIDENT_ID,
                                                                                     MAX_MESSAGE_SIZE * 3 // 4))
+    assert server.messages == []
+
+
+def test_downloads_without_listed_sizes_share_one_budget(circuits_app, server, fault_soar):
+    """Each of the 12 fits on its own (20,000 of the 30,000 bytes left); together they must not be held."""
+    room = MAX_MESSAGE_SIZE * 3 // 4
+    assert len(UNLISTED_SIZE_CONTENT) < room < 2 * len(UNLISTED_SIZE_CONTENT)
+    result = send(circuits_app, mail_incident_id=UNLISTED_SIZES_INCIDENT_ID, mail_body="files", mail_attachments="*")
+    assert result["success"] is False
+    assert "and the attachments downloaded with it are more than the {0} bytes max_message_size leaves for " \
+           "attachments".format(room) in result["reason"], result["reason"]
     assert server.messages == []
 
 

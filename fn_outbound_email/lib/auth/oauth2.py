@@ -16,6 +16,8 @@ never logged.
 
 import base64
 import binascii
+import hashlib
+import ipaddress
 import logging
 import re
 import threading
@@ -24,12 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import NamedTuple, Optional
+from urllib.parse import urlsplit
 
 import requests
 from resilient_lib import RequestsCommon
 
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
 from fn_outbound_email.lib.errors import smtp_reply_text as _reply_text
+from fn_outbound_email.lib.errors import without_secrets
 
 LOG = logging.getLogger(__name__)
 
@@ -147,6 +151,11 @@ def request_token(requests_common, token_url, form):
     Raises TokenEndpointError with the endpoint's ``error`` / ``error_description`` or the reason it
     could not be reached. Shared by the refresh-token grant and ``outbound-email oauth2-token``.
     """
+    if _cleartext_to_another_host(token_url):
+        # RFC 6749 3.2 requires TLS at the token endpoint; refusing would break setups IBM's app served
+        LOG.warning("token_url %s is plain http:// to a host other than this machine: the client credential, the "
+                    "refresh token and the access token cross the network unencrypted. Use an https:// token_url",
+                    token_url)
     try:
         with _token_bodies_unlogged():
             # the callback hands back every response, so 4xx bodies (the OAuth2 error) are read, not raised
@@ -173,6 +182,20 @@ def request_token(requests_common, token_url, form):
         raise TokenEndpointError("The OAuth2 token endpoint {0} answered HTTP {1} without an access_token; check "
                                  "token_url".format(token_url, response.status_code))
     return answer
+
+
+def _cleartext_to_another_host(url):
+    """Whether ``url`` is http:// to a host that is not a loopback address (or localhost)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:          # a name: it may resolve anywhere
+        return True
 
 
 def _lifetime_seconds(answer):
@@ -261,6 +284,15 @@ class OAuth2TokenProvider:
         self._clock = clock
         self._cache = _cache_for(settings)
 
+    def identity(self):
+        """Every setting that decides which token is issued, the credentials as a digest (for telling pooled SMTP
+        sessions apart: a session logged in with one configuration must not serve another)."""
+        settings = self._settings
+        credentials = hashlib.sha256(repr((settings.client_secret, settings.refresh_token, settings.client_certificate,
+                                           settings.client_certificate_password, settings.service_account_file)
+                                          ).encode("utf-8", "surrogatepass")).hexdigest()
+        return settings.grant, settings.client_id, settings.token_url, settings.scope, credentials
+
     @property
     def smtp_refusal_hint(self):
         """What to check when the SMTP server refuses a token of this grant."""
@@ -327,8 +359,8 @@ class OAuth2Authenticator:
         self._tokens = token_provider
 
     def identity(self):
-        """Who logs in, for telling pooled SMTP sessions apart."""
-        return "xoauth2", self._user
+        """Who logs in and with which OAuth2 configuration, for telling pooled SMTP sessions apart."""
+        return ("xoauth2", self._user) + self._tokens.identity()
 
     def authenticate(self, smtp):
         if not self._user or any(ord(char) < 32 for char in self._user):
@@ -359,15 +391,17 @@ class OAuth2Authenticator:
                                 "client_id to log in with smtp_password".format(" ".join(mechanisms) or "(none)"))
 
     def _attempt(self, smtp, token):
-        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply)."""
-        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + xoauth2_initial_response(self._user, token))
+        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply), the token and the line that
+        carried it taken out of the reply (a server may echo them)."""
+        initial_response = xoauth2_initial_response(self._user, token)
+        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + initial_response)
         if code == 334:
             # a refusal: the challenge is base64 JSON with the details, and an empty line ends the exchange
             detail = _decoded_challenge(reply)
             code, reply = smtp.docmd("")
             if detail:
                 reply = "{0} ({1})".format(_reply_text("", reply), detail)
-        return code, reply
+        return code, without_secrets(_reply_text("", reply), [initial_response, token])
 
 
 def _decoded_challenge(reply):

@@ -4,10 +4,11 @@
 The password stays in this object: the pool tells sessions apart by a digest of it (``identity``).
 """
 
+import base64
 import hashlib
 import smtplib
 
-from fn_outbound_email.lib.errors import DeliveryError, smtp_reply_text, transient_code
+from fn_outbound_email.lib.errors import DeliveryError, smtp_reply_text, transient_code, without_secrets
 
 
 class PasswordAuthenticator:
@@ -43,13 +44,19 @@ class PasswordAuthenticator:
             smtp.auth(mechanism, response)
         except smtplib.SMTPAuthenticationError as err:
             raise DeliveryError("The SMTP server refused the login of user '{0}' (AUTH {1}): {2}{3}".format(
-                self._user, mechanism, smtp_reply_text(err.smtp_code, err.smtp_error),
+                self._user, mechanism, without_secrets(smtp_reply_text(err.smtp_code, err.smtp_error), self._sent()),
                 "" if transient_code(err.smtp_code) else "; check smtp_user and smtp_password"),
                 transient=transient_code(err.smtp_code), smtp_code=err.smtp_code)
         except UnicodeEncodeError:
             # smtplib sends AUTH responses as ASCII only
             raise DeliveryError("smtp_user or smtp_password has non-ASCII characters, which AUTH {0} cannot send "
                                 "here; use an ASCII password".format(mechanism))
+
+    def _sent(self):
+        """The password in every form an AUTH exchange carries it (a server may echo any of them)."""
+        password = self._password or ""
+        forms = [password, "\0{0}\0{1}".format(self._user, password)]
+        return [password] + [base64.b64encode(form.encode("utf-8", "replace")).decode("ascii") for form in forms]
 
     def _plain(self, challenge=None):
         return "\0{0}\0{1}".format(self._user, self._password)

@@ -19,6 +19,9 @@ from fn_outbound_email.lib.errors import DeliveryError, MailError, transient_cod
 LOG = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = 2.0          # first retry after 2 s, then 4 s, 8 s ...
+# "too many recipients" (RFC 5321 4.5.3.1.10): the server's limit per transaction, not a failure; the client
+# sends the rest in the next transaction at once
+TOO_MANY_RECIPIENTS = 452
 
 
 @dataclass
@@ -62,7 +65,10 @@ class Transport:
 
         ``smtputf8``: the envelope or headers are internationalized (RFC 6531); the server must take them.
         Recipients refused for now (4xx) are retried in a new attempt after the backoff (a greylisting server
-        wants the wait); accepted ones never get the message twice.
+        wants the wait); accepted ones never get the message twice. Recipients refused with 452 by an attempt
+        that delivered to others are past the server's limit per transaction: they go in the next attempt at
+        once, without backoff and without counting as a retry (each such attempt delivered to someone, so
+        this ends).
         """
         report = DeliveryReport()
         pending = list(recipients)
@@ -82,6 +88,13 @@ class Transport:
                 report.refused.update((recipient, str(err)) for recipient in pending)
                 return report
             report.accepted.extend(accepted)
+            if accepted and any(code == TOO_MANY_RECIPIENTS for code, _ in refused.values()):
+                # the rest go at once; those refused for another reason for now come along (the next attempt
+                # delivers to someone again, and the last one backs off for them as usual)
+                pending = [recipient for recipient, (code, _) in refused.items() if transient_code(code)]
+                report.refused.update((recipient, text) for recipient, (code, text) in refused.items()
+                                      if not transient_code(code))
+                continue
             retry = [recipient for recipient, (code, _) in refused.items() if transient_code(code)] \
                 if attempt < self._settings.retries else []
             report.refused.update((recipient, text) for recipient, (_, text) in refused.items()

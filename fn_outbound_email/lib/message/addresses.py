@@ -63,6 +63,20 @@ def check_header_text(value, input_name):
     return value
 
 
+def decoded_header_text(value, input_name):
+    """``value`` as a reader shows it: its RFC 2047 encoded words decoded (nested ones too), by the header
+    registry's parser, the one a recipient's Python reads a file name parameter with."""
+    text = value
+    for _ in range(_DECODE_ROUNDS):
+        if "=?" not in text:
+            break
+        decoded = _decoded_forms(text, input_name)[0]
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
 def _decoded_forms(text, input_name):
     """``text`` as readers decode its RFC 2047 encoded words: the header registry's parser (the one that
     writes our headers) and email.header.decode_header each decode words the other leaves alone, so both are

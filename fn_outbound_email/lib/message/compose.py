@@ -24,12 +24,15 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
 from email.utils import make_msgid
 from typing import List, Optional
 
 from fn_outbound_email.lib.message import html_tokens
-from fn_outbound_email.lib.message.addresses import ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text, shown
+from fn_outbound_email.lib.message.addresses import (ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text,
+                                                     decoded_header_text, shown)
 from fn_outbound_email.lib.message.header_policy import CONTENT_POLICY, MAX_LINE_OCTETS, OUTER_POLICY, OUTER_POLICY_UTF8
 from fn_outbound_email.lib.message.html_tokens import END, TEXT, looks_like_html
 
@@ -155,6 +158,12 @@ def safe_attachment_name(name):
     overrides such as U+202E, zero-width characters) are dropped, as they let
     ``invoice\u202efdp.exe`` show as "invoiceexe.pdf". A NUL (readers that stop
     there see another name) or a lone surrogate (not text) refuses the name.
+
+    Mail readers decode RFC 2047 encoded words in a file name too (Python's
+    ``get_filename`` among them), so it is the decoded name that is cleaned:
+    ``=?utf-8?q?=2E=2E=2Fx?=`` is ``../x`` to a reader. ``_attachment_part``
+    then reads the written name back and refuses it if a reader would see
+    anything else.
     """
     text = str(name or "")
     if "\x00" in text:
@@ -162,10 +171,30 @@ def safe_attachment_name(name):
     if LONE_SURROGATES.search(text):
         raise ValueError("Attachment {0} has a lone surrogate (U+D800..U+DFFF) in its name, which is not text; "
                          "rename the attachment".format(shown(text)))
-    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
-    base = posixpath.basename(ntpath.basename(text))
+    source = "The name of attachment {0}".format(shown(text))
+    # control characters written as they are are dropped (below); hidden in an encoded word they refuse the name
+    text = check_header_text(CONTROL_CHARS.sub("", text), source)
+    decoded = decoded_header_text(text, source)
+    if "\x00" in decoded or LONE_SURROGATES.search(decoded):
+        raise ValueError("{0} holds an RFC 2047 encoded word that decodes to a NUL or a lone surrogate; rename the "
+                         "attachment".format(source))
+    decoded = "".join(char for char in decoded if unicodedata.category(char) != "Cf")
+    base = posixpath.basename(ntpath.basename(decoded))
     base = CONTROL_CHARS.sub("", base).strip().lstrip(".") or "attachment"
-    return check_header_text(base, "The name of attachment {0}".format(shown(text)))
+    return check_header_text(base, source)
+
+
+def _check_read_back(part, filename, name):
+    """Raise ValueError unless a reader of ``part``'s header lines (as written, then parsed) gets ``filename``.
+
+    Folded by policy.SMTP: CONTENT_POLICY's folding without its checks, which run once, when the message is
+    written."""
+    head = b"".join(policy.SMTP.fold_binary(field, value) for field, value in part.raw_items())
+    read_back = BytesParser(policy=policy.default).parsebytes(head + b"\r\n", headersonly=True).get_filename()
+    if read_back != filename:
+        raise ValueError("Attachment {0} would reach its recipients named {1}, not {2} (its name still holds "
+                         "encoded text a mail reader decodes); rename the attachment".format(
+                             shown(name), shown(read_back), shown(filename)))
 
 
 @dataclass
@@ -239,8 +268,10 @@ def _attachment_part(attachment, marker):
     Text attachments are sent as bytes too: their charset is unknown.
     """
     maintype, subtype = attachment.mime_type
+    filename = safe_attachment_name(attachment.name)
     part = MIMEPart(policy=CONTENT_POLICY)
-    part.set_content(b"", maintype=maintype, subtype=subtype, filename=safe_attachment_name(attachment.name))
+    part.set_content(b"", maintype=maintype, subtype=subtype, filename=filename)
+    _check_read_back(part, filename, attachment.name)
     part.set_payload(marker + "\n")
     return part
 

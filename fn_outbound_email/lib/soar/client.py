@@ -9,7 +9,12 @@ Every fault of a REST call (an HTTP error, a connection error, a body that is
 not JSON) is a ``SoarError`` naming what was being read: the function then
 ends with success false and that reason. The client retries a failed request
 (resilient's request_max_retries, about 30 s with its defaults); a 4xx answer
-will not change on retrying, so those are not retried.
+will not change on retrying, so those are not retried. An answer of another
+shape than SOAR's (a list where an object belongs, an attachment without a
+numeric ``id``) is a ``SoarError`` too, never an AttributeError or KeyError.
+
+The attachments of one send are downloaded together under one byte budget
+and a deadline each (lib/soar/download.py).
 """
 
 import json
@@ -21,10 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from resilient import SimpleHTTPException
-from resilient.co3base import BaseClient, BasicHTTPException
+from resilient.co3base import BasicHTTPException
 from resilient_lib import build_incident_url, build_resilient_url, build_task_url
 
 from fn_outbound_email.lib.errors import MailError
+from fn_outbound_email.lib.soar import download
+from fn_outbound_email.lib.soar.download import DownloadBudget, deadline_passed, read_attachment
 
 LOG = logging.getLogger(__name__)
 
@@ -32,8 +39,6 @@ LOG = logging.getLogger(__name__)
 NO_RETRY = [status for status in range(400, 500) if status not in (408, 429)]
 REST_TIMEOUT = 60                     # seconds SOAR may take to answer one call (the client sets none)
 DOWNLOAD_WORKERS = 4
-DOWNLOAD_CHUNK = 1024 * 1024
-DOWNLOAD_READ_TIMEOUT = REST_TIMEOUT  # seconds one read of an attachment download may wait
 API_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -46,10 +51,6 @@ class SoarError(MailError):
     def __init__(self, message, status_code=None):
         super().__init__(message)
         self.status_code = status_code
-
-
-class DownloadCancelled(Exception):
-    """The send no longer needs the attachment (another part of it failed)."""
 
 
 def _status_of(err):
@@ -65,6 +66,71 @@ def _fault(err):
     if isinstance(err, json.JSONDecodeError):
         return "the answer is not valid JSON ({0})".format(err.msg)
     return "{0}: {1}".format(type(err).__name__, err)
+
+
+def _json_kind(value):
+    """What a JSON value is, in a few words, for an error message (never the value: it may be large)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "null" if value is None else type(value).__name__
+
+
+def _shape_error(what, problem):
+    return SoarError("{0} could not be read from SOAR: {1}, which is not the shape SOAR answers with".format(
+        what, problem))
+
+
+def _object(what, answer):
+    """``answer`` if it is a JSON object (None counts as an empty one); else SoarError."""
+    if answer is None:
+        return {}
+    if not isinstance(answer, dict):
+        raise _shape_error(what, "the answer is {0}, not an object".format(_json_kind(answer)))
+    return answer
+
+
+def _list_in(what, answer, key):
+    """The list under ``key`` in the object ``answer`` (missing or null: empty); else SoarError."""
+    items = _object(what, answer).get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise _shape_error(what, "its '{0}' is {1}, not an array".format(key, _json_kind(items)))
+    return items
+
+
+def _numeric_id(value):
+    """An id as SOAR gives it (a number, or a string of digits), as an int; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _checked_attachment(what, index, item):
+    """One entry of SOAR's attachment list, checked for what is read from it."""
+    if not isinstance(item, dict):
+        raise _shape_error(what, "entry {0} is {1}, not an object".format(index + 1, _json_kind(item)))
+    name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _shape_error(what, "the name of entry {0} is {1}, not a string".format(index + 1, _json_kind(name)))
+    if _numeric_id(item.get("id")) is None:
+        raise _shape_error(what, "entry {0} ({1}) has {2}".format(
+            index + 1, repr(name)[:80], "no id" if "id" not in item else "an id that is not a number: {0}".format(
+                repr(item["id"])[:40])))
+    if item.get("type") == "task" and item.get("task_id") is not None and _numeric_id(item["task_id"]) is None:
+        raise _shape_error(what, "entry {0} ({1}) has a task_id that is not a number: {2}".format(
+            index + 1, repr(name)[:80], repr(item["task_id"])[:40]))
+    return item
 
 
 # what a REST call can raise besides a programming error
@@ -126,7 +192,8 @@ class SoarClient:
     # --- incident data -------------------------------------------------------------------------
     def get_incident(self, incident_id):
         incident_id = int(incident_id)
-        return self._get("Incident {0}".format(incident_id), "/incidents/{0}?handle_format=names".format(incident_id))
+        what = "Incident {0}".format(incident_id)
+        return _object(what, self._get(what, "/incidents/{0}?handle_format=names".format(incident_id)))
 
     def get_task(self, incident_id, task_id):
         """Task ``task_id`` of incident ``incident_id``; a task of another incident is refused, so a template can
@@ -159,26 +226,29 @@ class SoarClient:
     def list_attachments(self, incident_id):
         """Incident and task attachments (metadata only, with each one's ``size`` in bytes)."""
         incident_id = int(incident_id)
-        result = self._post("The attachment list of incident {0}".format(incident_id),
-                            "/incidents/{0}/attachments/query?include_tasks=true".format(incident_id), {})
-        return (result or {}).get("attachments", [])
+        what = "The attachment list of incident {0}".format(incident_id)
+        result = self._post(what, "/incidents/{0}/attachments/query?include_tasks=true".format(incident_id), {})
+        return [_checked_attachment(what, index, item)
+                for index, item in enumerate(_list_in(what, result, "attachments"))]
 
-    def get_attachment_contents(self, incident_id, attachments, max_bytes, cancelled=None):
+    def get_attachment_contents(self, incident_id, attachments, max_bytes, total_bytes=None, cancelled=None):
         """The contents of ``attachments`` (as list_attachments gives them), in their order.
 
-        Downloaded DOWNLOAD_WORKERS at a time; attachment i may be at most ``max_bytes[i]`` bytes, and a
-        download stops as soon as it is larger. ``cancelled`` (an Event) stops the downloads early.
+        Downloaded DOWNLOAD_WORKERS at a time; attachment i may be at most ``max_bytes[i]`` bytes, all of them
+        together at most ``total_bytes`` (default: the largest of max_bytes), and a download stops as soon as
+        either is passed, or at DOWNLOAD_DEADLINE. ``cancelled`` (an Event) stops the downloads early.
         """
         incident_id = int(incident_id)
         stop = cancelled or threading.Event()
         if not attachments:
             return []
+        budget = DownloadBudget(max(max_bytes) if total_bytes is None else total_bytes)
         # One REST client serves all threads: resilient-circuits itself shares one SimpleClient across its
         # worker threads (get_resilient_client caches it); requests' connection pool is thread safe and the
         # cookie jar it clears for API-key logins takes a lock.
         with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(attachments)),
                                 thread_name_prefix="soar-attachment") as pool:
-            futures = [pool.submit(self._attachment_content, incident_id, item, limit, stop)
+            futures = [pool.submit(self._attachment_content, incident_id, item, limit, budget, stop)
                        for item, limit in zip(attachments, max_bytes)]
             try:
                 return [future.result() for future in futures]
@@ -188,58 +258,41 @@ class SoarClient:
                     future.cancel()
                 raise
 
-    def _attachment_content(self, incident_id, attachment, max_bytes, stop):
+    def _attachment_content(self, incident_id, attachment, max_bytes, budget, stop):
         what = "Attachment '{0}' (id {1}) of incident {2}".format(attachment.get("name"), attachment.get("id"),
                                                                   incident_id)
         if attachment.get("type") == "task" and attachment.get("task_id"):
             uri = "/tasks/{0}/attachments/{1}/contents".format(int(attachment["task_id"]), int(attachment["id"]))
         else:
             uri = "/incidents/{0}/attachments/{1}/contents".format(incident_id, int(attachment["id"]))
+
+        def too_large():
+            return SoarError("{0} is larger than the {1} bytes left of max_message_size for it (more than SOAR's "
+                             "attachment list said); nothing was sent".format(what, max_bytes))
+
+        def over_budget():
+            return SoarError("{0} and the attachments downloaded with it are more than the {1} bytes max_message_size "
+                             "leaves for attachments (more than SOAR's attachment list said); nothing was "
+                             "sent".format(what, budget.total_bytes))
+
         try:
-            content = self._download(uri, max_bytes, stop)
+            content = read_attachment(self._rest, uri, max_bytes, budget, stop, over_budget, REST_TIMEOUT)
         except _REST_FAULTS as err:
+            if deadline_passed(err):
+                raise SoarError("{0} could not be downloaded from SOAR within {1:g} s; nothing was sent".format(
+                    what, download.DOWNLOAD_DEADLINE))
+            budget.check()                 # a download stopped by another one's overrun fails as that one did
             raise SoarError("{0} could not be downloaded from SOAR: {1}".format(what, _fault(err)))
         if content is None:
-            raise SoarError("{0} is larger than the {1} bytes left of max_message_size for it (more than SOAR's "
-                            "attachment list said); nothing was sent".format(what, max_bytes))
+            raise too_large()
         return content
-
-    def _download(self, uri, max_bytes, stop):
-        """The bytes at ``uri``, or None as soon as there are more than ``max_bytes``."""
-        if stop.is_set():
-            raise DownloadCancelled()
-        rest = self._rest
-        if not isinstance(rest, BaseClient):          # a stand-in (offline data) answers with bytes
-            content = rest.get_content(uri)
-            return None if len(content) > max_bytes else content
-        # The client's get_content reads the whole body, whatever its size. Streamed in chunks instead, through
-        # the client's own session and request wrapper (which adds the API-key login as get_content does).
-        url = "{0}/rest/orgs/{1}{2}".format(rest.base_url, rest.org_id, uri)
-        response = rest._execute_request(rest.session.get, url, stream=True, proxies=rest.proxies,
-                                         cookies=rest.cookies, headers=rest.make_headers(), verify=rest.verify,
-                                         timeout=DOWNLOAD_READ_TIMEOUT, cert=rest.cert)
-        with response:
-            if response.status_code != 200:
-                raise requests.HTTPError(response=response)        # the error page is not read
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                return None
-            chunks, size = [], 0
-            for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                if stop.is_set():
-                    raise DownloadCancelled()
-                size += len(chunk)
-                if size > max_bytes:
-                    return None
-                chunks.append(chunk)
-        return b"".join(chunks)
 
     def get_datatable_rows(self, incident_id, table_name):
         incident_id = int(incident_id)
         check_api_name(table_name, "Data table name")
-        result = self._get("Data table '{0}' of incident {1}".format(table_name, incident_id),
-                           "/incidents/{0}/table_data/{1}?handle_format=names".format(incident_id, table_name))
-        return (result or {}).get("rows", [])
+        what = "Data table '{0}' of incident {1}".format(table_name, incident_id)
+        result = self._get(what, "/incidents/{0}/table_data/{1}?handle_format=names".format(incident_id, table_name))
+        return _list_in(what, result, "rows")
 
     def query_incidents(self, conditions, max_rows):
         """The newest ``max_rows`` incidents matching ``conditions`` (SOAR query filter conditions), and how many
@@ -268,11 +321,15 @@ class SoarClient:
             fields = _cached_fields(key)
             if fields is not None:
                 return fields
-            type_def = self._get("The field definitions of '{0}'".format(type_name),
-                                 "/types/{0}?handle_format=names".format(type_name)) or {}
-            fields = type_def.get("fields") or {}
+            what = "The field definitions of '{0}'".format(type_name)
+            fields = _object(what, self._get(what, "/types/{0}?handle_format=names".format(type_name))).get(
+                "fields") or {}
             if isinstance(fields, list):
+                if not all(isinstance(field, dict) and isinstance(field.get("name"), str) for field in fields):
+                    raise _shape_error(what, "a field in its 'fields' is not an object with a name")
                 fields = {field["name"]: field for field in fields}
+            elif not isinstance(fields, dict):
+                raise _shape_error(what, "its 'fields' is {0}, not an object".format(_json_kind(fields)))
             with _field_cache_lock:
                 _field_cache[key] = (time.monotonic() + FIELD_CACHE_SECONDS, fields)
             return fields

@@ -9,12 +9,17 @@ instead of once per mail.
   ``num_workers`` > 1 takes several at once).
 * Sessions idle longer than ``idle_seconds`` are closed (QUIT) by a daemon thread, well before the
   usual 300 s a server waits (RFC 5321 section 4.5.3.2.7); all are closed at interpreter exit.
-* The pool only stores and hands out; whether a session still works is the transport's check (RSET
-  before MAIL FROM), so a dead one is replaced before a transaction starts, never after DATA.
+* A session is used for at most MAX_SESSION_SECONDS from its connection, however busy: a long-lived
+  connection keeps a server's per-connection state (and a login whose rights may have changed) for ever.
+* The pool is emptied after ``fork()`` in the child (the sessions are the parent's connections: the child
+  must never speak on them) and on an app.config reload (``close_all``).
+* The pool only stores and hands out; whether a session still works is the transport's check (nothing
+  unread on it), so a dead one is replaced before a transaction starts, never after DATA.
 """
 
 import atexit
 import logging
+import os
 import smtplib
 import threading
 import time
@@ -23,6 +28,7 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_IDLE_SECONDS = 30
 MAX_IDLE_PER_KEY = 8           # more idle sessions than concurrent workers would be of no use
+MAX_SESSION_SECONDS = 600      # a session is not reused once this old (from its connection)
 
 
 QUIT_SECONDS = 2.0              # a polite QUIT waits at most this long (its answer changes nothing)
@@ -40,12 +46,28 @@ def close_session(smtp, wait=QUIT_SECONDS):
         smtp.close()
 
 
+def _too_old(session, now):
+    """Whether ``session`` (``opened_at``: time.monotonic() at its connection) is past MAX_SESSION_SECONDS."""
+    return now - getattr(session, "opened_at", now) >= MAX_SESSION_SECONDS
+
+
 class SessionPool:
     def __init__(self):
+        self._reset()
+
+    def _reset(self):
         self._idle = {}                # key -> [(session, idle since, idle seconds)], most recent last
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._reaper = None
+
+    def forget_after_fork(self):
+        """In a forked child: drop every session without a word on its connection (the parent's), and start
+        with a new lock (another thread of the parent may have held it at the fork) and no reaper thread."""
+        sessions = [entry[0] for entries in self._idle.values() for entry in entries]
+        self._reset()
+        for session in sessions:
+            session.close()            # the child's copy of the descriptor only: the parent's session lives on
 
     def take(self, key):
         """An idle session for ``key`` (most recently used first), or None."""
@@ -55,7 +77,8 @@ class SessionPool:
             found = None
             while sessions:
                 session, since, idle_seconds = sessions.pop()
-                if time.monotonic() - since < idle_seconds:
+                now = time.monotonic()
+                if now - since < idle_seconds and not _too_old(session, now):
                     found = session
                     break
                 expired.append(session)
@@ -66,7 +89,10 @@ class SessionPool:
         return found
 
     def give_back(self, key, session, idle_seconds=DEFAULT_IDLE_SECONDS):
-        """Keep ``session`` (after a successful transaction) for ``idle_seconds``."""
+        """Keep ``session`` (after a successful transaction) for ``idle_seconds``, unless it is too old."""
+        if _too_old(session, time.monotonic()):
+            close_session(session)
+            return
         surplus = None
         with self._lock:
             sessions = self._idle.setdefault(key, [])
@@ -126,3 +152,5 @@ class SessionPool:
 
 POOL = SessionPool()
 atexit.register(POOL.close_all)
+if hasattr(os, "register_at_fork"):          # POSIX only
+    os.register_at_fork(after_in_child=POOL.forget_after_fork)

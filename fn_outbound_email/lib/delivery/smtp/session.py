@@ -11,6 +11,7 @@ import functools
 import re
 import smtplib
 import socket
+import ssl
 import time
 
 from fn_outbound_email.lib.delivery.smtp.pool import QUIT_SECONDS, close_session
@@ -91,6 +92,7 @@ class BoundedSession:
         self.progress = progress
         self.timeout_seconds = kwargs.get("timeout")
         self._buffer = b""
+        self.opened_at = time.monotonic()      # the pool reuses a session up to an age (pool.MAX_SESSION_SECONDS)
         super().__init__(*args, **kwargs)
 
     def _time_left(self):
@@ -139,6 +141,25 @@ class BoundedSession:
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             self.progress.bytes_received += len(chunk)
             self._buffer += chunk
+
+    def has_unread_input(self):
+        """Whether the server sent anything no command asked for (buffered here, decrypted and waiting in TLS, or
+        on the socket), or closed the connection: an idle session must have nothing to read, else a reply would
+        be taken for the answer to the next command."""
+        sock = self.sock
+        if self._buffer or sock is None:
+            return True
+        # a read that does not wait (not select(), which fails for descriptors past 1023): nothing there, or (TLS)
+        # only records without data, such as a session ticket, raise; a byte is consumed, but then the session is
+        # not used again anyway
+        sock.settimeout(0)
+        try:
+            sock.recv(1)
+            return True             # a byte nobody asked for, or b"": the server closed the connection
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:             # reset by the server
+            return True
 
     def getreply(self):
         """smtplib's getreply (same result and errors) reading from our deadline-bound buffer, with caps."""

@@ -26,6 +26,13 @@ DATA_MIN_BYTES_PER_SECOND = 64 * 1024
 _LINE_STARTING_WITH_DOT = re.compile(rb"(?m)^\.")
 
 
+def _check_reset(reply):
+    """A pooled session's RSET must be answered 250; else the session is out of step (raised, so it is closed)."""
+    code, text = reply
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, text)
+
+
 class MailTransaction:
     """The transactions of one SMTP transport's sessions (``settings``: the server and its deadlines)."""
 
@@ -39,8 +46,9 @@ class MailTransaction:
     def _connection_error(self, err, doing, progress=None):
         return connection_error(err, doing, self._settings, progress)
 
-    def run(self, smtp, envelope_from, recipients, message, smtputf8=False, quit_after=True):
-        """MAIL, RCPT for each recipient and, when any is accepted, the message; QUIT too when ``quit_after``.
+    def run(self, smtp, envelope_from, recipients, message, smtputf8=False, quit_after=True, reset_first=False):
+        """MAIL, RCPT for each recipient and, when any is accepted, the message; QUIT too when ``quit_after``;
+        RSET before MAIL when ``reset_first`` (a pooled session), in the same write with PIPELINING.
 
         With PIPELINING (RFC 2920) the envelope goes in one write (MAIL, every RCPT, DATA) and the replies are
         read in order; the message's final dot and QUIT go in one write too. With CHUNKING (RFC 3030) the
@@ -56,11 +64,13 @@ class MailTransaction:
             options = self._mail_options(smtp, envelope_from, recipients, message, smtputf8)
             if pipelining and chunking and len(message) <= INLINE_MESSAGE_BYTES:
                 return self._one_write_transaction(smtp, envelope_from, options, recipients, message, smtputf8,
-                                                   quit_with_message)
+                                                   quit_with_message, reset_first)
             if pipelining:
                 mail, rcpts, data = self._pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8,
-                                                             "" if chunking else "DATA")
+                                                             "" if chunking else "DATA", reset_first=reset_first)
             else:
+                if reset_first:
+                    _check_reset(smtp.rset())
                 mail, rcpts, data = self._classic_envelope(smtp, envelope_from, options, recipients,
                                                            data_command=not chunking)
             accepted, refused = self._check_envelope(smtp, envelope_from, message, mail, rcpts, data,
@@ -90,7 +100,8 @@ class MailTransaction:
         self._check_message_reply(code, reply)
         return accepted, refused
 
-    def _one_write_transaction(self, smtp, envelope_from, options, recipients, message, smtputf8, after):
+    def _one_write_transaction(self, smtp, envelope_from, options, recipients, message, smtputf8, after,
+                               reset_first=False):
         """PIPELINING and CHUNKING with a small message: MAIL, every RCPT, BDAT ... LAST, the message (and QUIT)
         in one write.
 
@@ -101,7 +112,8 @@ class MailTransaction:
         self._set_data_deadline(smtp, message)
         try:
             mail, rcpts, last = self._pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8,
-                                                         "BDAT {0} LAST".format(len(message)), message + after)
+                                                         "BDAT {0} LAST".format(len(message)), message + after,
+                                                         reset_first)
         except Exception as err:
             smtp.close()
             raise self._uncertain(err)
@@ -144,22 +156,30 @@ class MailTransaction:
         return mail, rcpts, smtp.docmd("DATA")
 
     @staticmethod
-    def _pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8, last_command="DATA", tail=b""):
+    def _pipelined_envelope(smtp, envelope_from, options, recipients, smtputf8, last_command="DATA", tail=b"",
+                            reset_first=False):
         """MAIL, every RCPT and ``last_command`` (DATA, a BDAT, or none) in one write with ``tail`` after it,
         then their replies in order (as _classic_envelope returns; the last is that of ``last_command``).
+        With ``reset_first`` an RSET leads the group (RFC 2920 lets it be pipelined): a pooled session's reset
+        costs no round trip of its own.
 
         DATA or BDAT ends the group, the only place RFC 2920 allows DATA. AUTH is never part of a group: its
         outcome changes the session's state, which RFC 2920 section 3.1 asks a client to wait for, as for EHLO;
         it is paid once per session, and a pooled session does not pay it again.
         """
-        lines = ["MAIL FROM:{0}{1}".format(smtplib.quoteaddr(envelope_from), "".join(" " + o for o in options))]
+        lines = ["RSET"] if reset_first else []
+        lines.append("MAIL FROM:{0}{1}".format(smtplib.quoteaddr(envelope_from), "".join(" " + o for o in options)))
         lines += ["RCPT TO:{0}".format(smtplib.quoteaddr(recipient)) for recipient in recipients]
         if last_command:
             lines.append(last_command)
         if any("\r" in line or "\n" in line for line in lines):       # as smtplib's putcmd refuses
             raise ValueError("An envelope address contains a line break")
         smtp.send("".join(line + "\r\n" for line in lines).encode("utf-8" if smtputf8 else "ascii") + tail)
-        note_step(getattr(smtp, "progress", None), lines[0])       # the replies come in order: MAIL FROM's first
+        progress = getattr(smtp, "progress", None)
+        note_step(progress, lines[0])       # the replies come in order: the first command's first
+        if reset_first:
+            _check_reset(smtp.getreply())
+            note_step(progress, lines[1])
         mail = smtp.getreply()
         rcpts = []
         if mail[0] == 421:

@@ -40,48 +40,54 @@ class SmtpTransport(Transport):
         return server_address(self._settings)
 
     def attempt(self, envelope_from, recipients, message, smtputf8):
-        """One transaction on a pooled session (or a fresh one); the session goes back to the pool after it."""
+        """One transaction on a pooled session (or a fresh one); the session goes back to the pool after it when
+        the transaction delivered to someone."""
         reuse = self._settings.connection_reuse
-        smtp = (reuse and self._pooled_session()) or self._connect()
+        pooled = self._pooled_session() if reuse else None
+        smtp = pooled or self._connect()
         try:
-            result = self._transaction.run(smtp, envelope_from, recipients, message, smtputf8, quit_after=not reuse)
+            result = self._transaction.run(smtp, envelope_from, recipients, message, smtputf8, quit_after=not reuse,
+                                           reset_first=pooled is not None)
         except BaseException:
             quit_session(smtp)
             raise
+        accepted, _ = result
         if smtp.sock is None:           # the QUIT went with the message
             pass
-        elif reuse:
+        elif reuse and accepted:
             POOL.give_back(self._pool_key(), smtp, self._settings.idle_seconds)
         else:
+            # a transaction that delivered nothing is not a session to keep: a server's penalty for errors
+            # (Postfix smtpd_error_sleep_time) stays with the connection
             quit_session(smtp)
         return result
 
     def _pooled_session(self):
-        """An idle session of these settings that still answers RSET (the reset between two messages), or None.
+        """An idle session of these settings with nothing unread, or None.
 
-        RSET costs one round trip and is not pipelined with the transaction: a session the server dropped
-        while it was idle shows here, before MAIL FROM, and is replaced with a fresh one, so no message is ever
-        sent twice because a reused session died mid-transaction.
+        A session with bytes nobody asked for (an extra reply would shift every reply after it: a refused
+        recipient read as accepted) or that the server closed while it was idle is closed here and the next
+        one tried, before anything is sent on it. Its RSET then goes in the transaction's first write.
         """
         while True:
             smtp = POOL.take(self._pool_key())
             if smtp is None:
                 return None
+            if smtp.has_unread_input():
+                LOG.debug("Not reusing an idle SMTP session to %s: the server sent something unasked or closed it",
+                          self.server)
+                smtp.close()
+                continue
             smtp.deadline = time.monotonic() + self._settings.timeout      # a new deadline for this use
-            try:
-                code, _ = smtp.rset()
-                if code == 250:
-                    return smtp
-            except (smtplib.SMTPException, OSError):
-                pass
-            smtp.close()
+            return smtp
 
     def _pool_key(self):
-        """What makes two sessions interchangeable: the server, its TLS checks and who is logged in."""
+        """What makes two sessions interchangeable: the server, its TLS checks, whether a login in clear was
+        allowed, and who is logged in (with every setting of the login: its identity)."""
         settings = self._settings
         identity = getattr(self._authenticator, "identity", None)
         return (settings.smtp_server, settings.smtp_port, settings.ssl_mode, settings.ssl_verify,
-                identity() if identity else None)
+                settings.allow_plaintext_auth, identity() if identity else None)
 
     def check_connection(self):
         """Connect, negotiate TLS, authenticate, NOOP and QUIT: what selftest needs. Sends nothing."""
