@@ -178,3 +178,23 @@ def test_outbound_email_render_uses_a_worker_too(tmp_path, capsys):
     assert code == 2
     assert "Template 'nested.jinja' was stopped: it crashed its render process (SIGSEGV" in capsys.readouterr().err
     assert main(["render", "--out", str(tmp_path / "preview")]) == 0     # the shipped template, in a new worker
+
+
+def test_a_worker_whose_app_has_gone_ends_quietly():
+    """The app (e.g. `outbound-email demo`) may end while a warm worker is still starting: the worker's first
+    message then meets a closed pipe, and it ends without a traceback on the user's terminal."""
+    import subprocess
+    import sys
+    to_worker_read, to_worker_write = os.pipe()
+    from_worker_read, from_worker_write = os.pipe()
+    os.close(from_worker_read)               # the app is gone before the worker says it is ready
+    try:
+        worker = subprocess.run(
+            [sys.executable, "-m", "fn_outbound_email.lib.templates.worker_main", str(to_worker_read),
+             str(from_worker_write), str(256 * 1024 * 1024)],
+            pass_fds=(to_worker_read, from_worker_write), stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=60)
+    finally:
+        for fd in (to_worker_read, to_worker_write, from_worker_write):
+            os.close(fd)
+    assert (worker.returncode, worker.stderr) == (0, b"")

@@ -156,6 +156,15 @@ def render(renderer, request, parent):
 
 
 def main(argv=None):
+    try:
+        return _serve(argv)
+    except (BrokenPipeError, ConnectionResetError):
+        # the app ended while this worker started or rendered (a command such as `outbound-email demo` exits
+        # as soon as its mail is sent): nobody is left to answer, and a traceback would only alarm its user
+        return 0
+
+
+def _serve(argv):
     read_fd, write_fd, max_memory = (int(value) for value in (argv or sys.argv[1:]))
     parent = _Parent(Connection(read_fd, writable=False), Connection(write_fd, readable=False))
     # the app logs the template's warnings; Python's last-resort handler would print them on stderr here
