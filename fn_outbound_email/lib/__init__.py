@@ -7,7 +7,8 @@
   ``worker`` (rendering in worker processes with hard limits: the renderer sends and the CLI use) and
   ``worker_main`` (the worker process itself).
 - ``message/``: the MIME message: ``compose``, ``header_policy`` (the email package's policies and the check of
-  every header line it writes), ``addresses`` (parsing and header checks), ``smime``.
+  every header line it writes), ``addresses`` (parsing and header checks), ``plain_text`` (the text
+  alternative of an HTML body), ``smime``.
 - ``delivery/``: getting a composed message to its recipients: ``base.py`` (the one Transport interface:
   retries, the uncertain-after-sending rule, the DeliveryReport) and one module or package per way of
   sending (``smtp/``, split by layer: session, tls, transaction, pool, explain, transport; ``graph`` and
@@ -21,6 +22,6 @@
 - ``settings.py`` (app.config) and ``errors.py`` (the error types): used by all of the above.
 
 A new transport: a module in ``delivery/`` whose class subclasses ``delivery.base.Transport`` and implements
-``attempt`` and ``check_connection``; ``mailer.build_transport`` picks it. A new template helper: a method of
+``attempt`` and ``check_connection``; ``delivery.factory.build_transport`` picks it. A new template helper: a method of
 ``templates.helper.TemplateHelper``. The layers are checked by ``lint-imports`` (.importlinter).
 """

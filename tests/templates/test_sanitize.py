@@ -124,7 +124,7 @@ def test_hostile_markup_is_read_in_linear_time():
     """
     script = textwrap.dedent("""
         import json, sys
-        from fn_outbound_email.lib.message.compose import html_to_text
+        from fn_outbound_email.lib.message.plain_text import html_to_text
         from fn_outbound_email.lib.templates.sanitize import sanitize_html
         for name, markup in json.load(sys.stdin).items():
             html_to_text(markup)

@@ -30,21 +30,14 @@ from email.parser import BytesParser
 from email.utils import make_msgid
 from typing import List, Optional
 
-from fn_outbound_email.lib.message import html_tokens
 from fn_outbound_email.lib.message.addresses import (ATEXT, CONTROL_CHARS, LONE_SURROGATES, check_header_text,
                                                      decoded_header_text, shown)
 from fn_outbound_email.lib.message.header_policy import CONTENT_POLICY, MAX_LINE_OCTETS, OUTER_POLICY, OUTER_POLICY_UTF8
-from fn_outbound_email.lib.message.html_tokens import END, TEXT, looks_like_html
+from fn_outbound_email.lib.message.html_tokens import looks_like_html
+from fn_outbound_email.lib.message.plain_text import html_to_text
 
 # X-Priority as mail clients read it: 1 highest, 3 normal, 5 lowest
 X_PRIORITY = {"high": "1 (Highest)", "normal": "3 (Normal)", "low": "5 (Lowest)"}
-_LINE_TAGS = frozenset(("tr", "li"))
-_CELL_TAGS = frozenset(("td", "th"))
-_BLOCK_TAGS = frozenset(("p", "div", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "hr", "pre",
-                         "blockquote"))
-_HIDDEN_TAGS = frozenset(("script", "style", "head", "title"))
-_SPACES = re.compile(r"[ \t\xa0]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
 # RFC 5322 3.6.4 msg-id without the obsolete forms: dot-atom-text "@" (dot-atom-text / no-fold-literal)
 _DOT_ATOM_TEXT = r"[{0}]+(?:\.[{0}]+)*".format(ATEXT)
 _MESSAGE_ID = re.compile(r"<{0}@(?:{0}|\[[!-Z^-~]*\])>\Z".format(_DOT_ATOM_TEXT))
@@ -81,72 +74,6 @@ class OuterHeaders:
     importance: Optional[str] = None   # low / normal / high
     date: Optional[object] = None      # datetime; now when None
     smtputf8: bool = False             # an address has a non-ASCII local part: UTF-8 headers (RFC 6532)
-
-
-def _cell_separator(pieces):
-    """What goes before a table cell in the text: nothing at the start of a line, a space after a label cell
-    ("Severity:" then its value), else " | ", so the columns of a data table stay apart."""
-    line = []
-    for piece in reversed(pieces):
-        head, newline, tail = piece.rpartition("\n")
-        line.append(tail)
-        if newline:
-            break
-    text = "".join(reversed(line)).strip()
-    if not text:
-        return ""
-    return " " if text.endswith(":") else " | "
-
-
-def html_to_text(body):
-    """A readable plain-text rendering of an HTML body for the text/plain alternative."""
-    pieces = []
-    hidden_depth = 0            # inside head/title (script and style come without content)
-    link = None                 # the open link: (href, index of the first piece of its text)
-    for kind, value, attrs, self_closing in html_tokens.tokens(body):
-        if kind is TEXT:
-            if not hidden_depth:
-                pieces.append(value)
-        elif value in _HIDDEN_TAGS:
-            if kind is END:
-                hidden_depth = max(0, hidden_depth - 1)
-            elif not self_closing:
-                hidden_depth += 1
-        elif hidden_depth:
-            pass
-        elif kind is END:
-            if value in _BLOCK_TAGS or value in _LINE_TAGS:
-                pieces.append("\n")
-            elif value in _CELL_TAGS:
-                pieces.append(" ")
-            elif value == "a" and link:
-                _end_link(pieces, *link)
-                link = None
-        elif value == "br":
-            pieces.append("\n")
-        elif value == "hr":                  # a void block: its line break before and after at once
-            pieces.append("\n\n")
-        elif value in _BLOCK_TAGS:
-            pieces.append("\n\n" if self_closing else "\n")
-        elif self_closing:
-            pass
-        elif value in _LINE_TAGS and not (pieces and pieces[-1][-1:] == "\n"):   # an unclosed item ends its line
-            pieces.append("\n")
-        elif value in _CELL_TAGS:
-            pieces.append(_cell_separator(pieces))
-        elif value == "a":
-            if link:                         # links do not nest: a new one ends the open one, as browsers read it
-                _end_link(pieces, *link)
-            link = (html_tokens.href_of(attrs), len(pieces))
-    lines = (line.strip() for line in _SPACES.sub(" ", "".join(pieces)).splitlines())
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
-
-
-def _end_link(pieces, href, first):
-    """Follow a link's text with its address, unless the text already is the address."""
-    link_text = " ".join("".join(pieces[first:]).split())
-    if href and href != link_text and not href.startswith("mailto:"):
-        pieces.append(" <{0}>".format(href))
 
 
 def safe_attachment_name(name):

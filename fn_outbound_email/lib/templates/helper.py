@@ -153,7 +153,7 @@ class TemplateHelper:
         if self._markup:
             from fn_outbound_email.lib.templates.sanitize import sanitize_html
             return sanitize_html(html)
-        from fn_outbound_email.lib.message.compose import html_to_text
+        from fn_outbound_email.lib.message.plain_text import html_to_text
         return html_to_text(html).strip()
 
     def _datatable_rows(self, incident_id, name):
