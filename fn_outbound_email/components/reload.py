@@ -3,7 +3,7 @@
 
 from circuits import handler
 
-from fn_outbound_email.lib.mailer import close_idle_connections
+from fn_outbound_email.lib.delivery.factory import close_idle_connections
 
 
 class ClosesIdleSessionsOnReload:

@@ -13,7 +13,7 @@ import logging
 from resilient_lib import RequestsCommon
 
 from fn_outbound_email.lib.errors import MailError
-from fn_outbound_email.lib.mailer import build_transport
+from fn_outbound_email.lib.delivery.factory import build_transport
 from fn_outbound_email.lib.settings import SECTION, load_settings
 
 LOG = logging.getLogger(__name__)
