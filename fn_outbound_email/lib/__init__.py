@@ -17,8 +17,8 @@
   byte budget per send and a deadline each), ``startup`` (the start-up customizations), ``invocation`` (the
   function invocation behind a call, from its STOMP message: the Message-ID it derives, redeliveries) and
   ``graceful_stop`` (SIGTERM lets sends in flight finish and be answered).
-- ``auth/``: credentials: ``password`` (SMTP AUTH), ``oauth2`` (tokens, XOAUTH2), ``keys`` (certificates and
-  service-account keys that sign OAuth2 assertions).
+- ``auth/``: credentials: ``password`` (SMTP AUTH), ``oauth2`` (tokens), ``xoauth2`` (SMTP login with them),
+  ``keys`` (certificates and service-account keys that sign OAuth2 assertions).
 - ``settings.py`` (app.config) and ``errors.py`` (the error types): used by all of the above.
 
 A new transport: a module in ``delivery/`` whose class subclasses ``delivery.base.Transport`` and implements

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from fn_outbound_email.cli.main import main
-from fn_outbound_email.lib.auth import oauth2
-from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+from fn_outbound_email.lib.auth import oauth2, xoauth2
+from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider
+from fn_outbound_email.lib.auth.xoauth2 import OAuth2Authenticator
 from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest
@@ -280,8 +281,8 @@ def test_rotated_refresh_token_is_used_and_admin_warned(oauth, smtp, caplog):
 def secrets_of(oauth):
     issued = ["access-Token-{0}".format(n) for n in range(1, 6)] + \
         ["refresh-Rotated-{0}".format(n) for n in range(1, 6)]
-    xoauth2 = [oauth2.xoauth2_initial_response(SMTP_USER, token) for token in issued]
-    return [CLIENT_SECRET, REFRESH_TOKEN, SMTP_PASSWORD] + issued + xoauth2
+    initial_responses = [xoauth2.xoauth2_initial_response(SMTP_USER, token) for token in issued]
+    return [CLIENT_SECRET, REFRESH_TOKEN, SMTP_PASSWORD] + issued + initial_responses
 
 
 # --- what the server offers, who logs in ----------------------------------------------------------------------
@@ -307,7 +308,7 @@ def test_login_is_the_address_of_from_email_address_without_smtp_user(oauth, smt
 
 
 def test_initial_response_format():
-    raw = base64.b64decode(oauth2.xoauth2_initial_response("a@example.com", "tok"))
+    raw = base64.b64decode(xoauth2.xoauth2_initial_response("a@example.com", "tok"))
     assert raw == b"user=a@example.com\x01auth=Bearer tok\x01\x01"
 
 

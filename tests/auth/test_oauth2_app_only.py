@@ -24,8 +24,9 @@ from resilient_lib import RequestsCommon
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from fn_outbound_email.lib.auth import oauth2
-from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+from fn_outbound_email.lib.auth import oauth2, xoauth2
+from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider
+from fn_outbound_email.lib.auth.xoauth2 import OAuth2Authenticator
 from fn_outbound_email.lib.delivery.smtp.transport import SmtpTransport
 from fn_outbound_email.lib.errors import ConfigurationError, DeliveryError, MailError, OAuth2Error
 from fn_outbound_email.lib.mailer import Mailer, MailRequest, build_transport
@@ -416,7 +417,7 @@ def test_no_secret_assertion_or_token_in_logs_or_results(keys, oauth, smtp, capl
     assert len(oauth.token_requests) == 3 and len(smtp.messages) == 3
     secrets = [CLIENT_SECRET] + [assertion_of(form) for form in oauth.token_requests if assertion_of(form)] + \
         [token for token, _ in tokens_tried(smtp)] + \
-        [oauth2.xoauth2_initial_response(SMTP_USER, token) for token, _ in tokens_tried(smtp)]
+        [xoauth2.xoauth2_initial_response(SMTP_USER, token) for token, _ in tokens_tried(smtp)]
     private_key_lines = [line for line in keys["app"].key_pem.decode().splitlines()[1:-1]] + \
         [line for line in pem_of(keys["service_key"]).decode().splitlines()[1:-1]]
     assert len(secrets) == 1 + 2 + 3 + 3

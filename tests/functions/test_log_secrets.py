@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from fn_outbound_email.lib.auth import oauth2
+from fn_outbound_email.lib.auth import oauth2, xoauth2
 from fn_outbound_email.lib.errors import DeliveryError, SmimeError
 from fn_outbound_email.lib.mailer import MailRequest
 from tests.support import config_section
@@ -122,7 +122,7 @@ def test_oauth2_send_logs_no_secret_or_token(oauth_servers, tls, app_log):
     tokens = sorted(token_server.valid_access_tokens)
     assert len(tokens) == 1 and smtp.handler.xoauth2_attempts[0][1] == tokens[0]
     assert_clean(app_log, [CLIENT_SECRET, REFRESH_TOKEN, tokens[0],
-                           oauth2.xoauth2_initial_response(SMTP_USER, tokens[0])])
+                           xoauth2.xoauth2_initial_response(SMTP_USER, tokens[0])])
 
 
 # --- a server that echoes the AUTH line in its refusal ---------------------------------------------------------
@@ -170,5 +170,5 @@ def test_a_server_echoing_the_xoauth2_line_does_not_put_the_token_in_the_reason(
         tokens = sorted(token_server.valid_access_tokens)
     reason = str(raised.value)
     assert "535 5.7.8 Authentication failed: AUTH XOAUTH2 [redacted]" in reason, reason
-    assert tokens and all(token not in reason and oauth2.xoauth2_initial_response(SMTP_USER, token) not in reason
+    assert tokens and all(token not in reason and xoauth2.xoauth2_initial_response(SMTP_USER, token) not in reason
                           for token in tokens)

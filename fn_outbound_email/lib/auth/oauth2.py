@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""OAuth2 for SMTP: access tokens, and AUTH XOAUTH2 with them.
+"""OAuth2 access tokens (lib/auth/xoauth2.py logs in to SMTP with them; the HTTP transports send them).
 
 Three grants (app.config ``oauth2_grant``) get the tokens: ``refresh_token``
 (a mailbox's sign-in, kept as a refresh token), ``client_credentials``
@@ -14,8 +14,6 @@ expire. Client secrets, assertions, refresh tokens and access tokens are
 never logged.
 """
 
-import base64
-import binascii
 import hashlib
 import ipaddress
 import logging
@@ -24,16 +22,13 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.utils import parseaddr
 from typing import NamedTuple, Optional
 from urllib.parse import urlsplit
 
 import requests
 from resilient_lib import RequestsCommon
 
-from fn_outbound_email.lib.errors import DeliveryError, OAuth2Error
-from fn_outbound_email.lib.errors import smtp_reply_text as _reply_text
-from fn_outbound_email.lib.errors import without_secrets
+from fn_outbound_email.lib.errors import OAuth2Error
 
 LOG = logging.getLogger(__name__)
 
@@ -117,7 +112,7 @@ def _token_bodies_unlogged():
         _token_call.active = False
 
 
-def _one_line(value, limit=400):
+def one_line(value, limit=400):
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -125,7 +120,7 @@ def _one_line(value, limit=400):
 def _unreachable_reason(token_url, err):
     """What went wrong reaching the endpoint, without the noise of urllib3's nested exception texts."""
     detail = _ERRNO_TEXT.search(str(err))
-    detail = detail.group(0).strip() if detail else _one_line(err, 200)
+    detail = detail.group(0).strip() if detail else one_line(err, 200)
     where = "the OAuth2 token endpoint {0}".format(token_url)
     if isinstance(err, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                         requests.exceptions.InvalidURL)):
@@ -173,9 +168,9 @@ def request_token(requests_common, token_url, form):
     error = answer.get("error")
     if error or response.status_code >= 400:
         code = error if isinstance(error, str) else None
-        text = _one_line(error or "no error code")
+        text = one_line(error or "no error code")
         if answer.get("error_description"):
-            text += ": " + _one_line(answer["error_description"])
+            text += ": " + one_line(answer["error_description"])
         raise TokenEndpointError("The OAuth2 token endpoint {0} refused the request (HTTP {1}): {2}".format(
             token_url, response.status_code, text), error=code)
     if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
@@ -342,70 +337,3 @@ class OAuth2TokenProvider:
             LOG.warning("The OAuth2 token endpoint %s replaced the refresh token (rotation). The app uses the new one "
                         "until it restarts, but app.config still holds the old one, which may stop working: run `%s` "
                         "and update refresh_token in app.config [fn_outbound_email]", settings.token_url, TOKEN_TOOL)
-
-
-def xoauth2_initial_response(user, token):
-    """The SASL XOAUTH2 initial client response, base64 encoded."""
-    raw = "user={0}\x01auth=Bearer {1}\x01\x01".format(user, token)
-    return base64.b64encode(raw.encode("utf-8")).decode("ascii")
-
-
-class OAuth2Authenticator:
-    """AUTH XOAUTH2 as ``user`` with tokens from an OAuth2TokenProvider (the PasswordAuthenticator interface)."""
-
-    def __init__(self, user, token_provider):
-        # from_email_address may be 'Name <address>': the login is the address
-        self._user = parseaddr(user or "")[1] or (user or "").strip()
-        self._tokens = token_provider
-
-    def identity(self):
-        """Who logs in and with which OAuth2 configuration, for telling pooled SMTP sessions apart."""
-        return ("xoauth2", self._user) + self._tokens.identity()
-
-    def authenticate(self, smtp):
-        if not self._user or any(ord(char) < 32 for char in self._user):
-            raise DeliveryError("OAuth2 needs the mailbox to log in as: set smtp_user (or from_email_address) in "
-                                "app.config [fn_outbound_email]")
-        self._check_offered(smtp)
-        token = self._tokens.access_token()
-        code, reply = self._attempt(smtp, token.value)
-        if code != 235 and token.cached:
-            # the server may have revoked a token that has not expired yet: one new token, one more try
-            LOG.info("The SMTP server refused the cached OAuth2 access token (%s); getting a new one",
-                     _reply_text(code, reply))
-            self._tokens.invalidate(token.value)
-            code, reply = self._attempt(smtp, self._tokens.access_token().value)
-        if code != 235:
-            raise DeliveryError("The SMTP server refused XOAUTH2 for user '{0}': {1}; {2}".format(
-                self._user, _reply_text(code, reply), self._tokens.smtp_refusal_hint),
-                transient=400 <= code < 500, smtp_code=code)
-
-    @staticmethod
-    def _check_offered(smtp):
-        if not smtp.has_extn("auth"):
-            raise DeliveryError("The SMTP server does not offer AUTH{0}; check smtp_ssl_mode (many servers offer AUTH "
-                                "only after STARTTLS)".format("" if smtp.does_esmtp else " (no ESMTP)"))
-        mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
-        if "XOAUTH2" not in mechanisms:
-            raise DeliveryError("The SMTP server offers AUTH {0} but not XOAUTH2; check smtp_server, or remove "
-                                "client_id to log in with smtp_password".format(" ".join(mechanisms) or "(none)"))
-
-    def _attempt(self, smtp, token):
-        """One AUTH XOAUTH2 exchange; returns the server's final (code, reply), the token and the line that
-        carried it taken out of the reply (a server may echo them)."""
-        initial_response = xoauth2_initial_response(self._user, token)
-        code, reply = smtp.docmd("AUTH", "XOAUTH2 " + initial_response)
-        if code == 334:
-            # a refusal: the challenge is base64 JSON with the details, and an empty line ends the exchange
-            detail = _decoded_challenge(reply)
-            code, reply = smtp.docmd("")
-            if detail:
-                reply = "{0} ({1})".format(_reply_text("", reply), detail)
-        return code, without_secrets(_reply_text("", reply), [initial_response, token])
-
-
-def _decoded_challenge(reply):
-    try:
-        return _one_line(base64.b64decode(reply, validate=True).decode("utf-8", "replace"), 300)
-    except (binascii.Error, ValueError):
-        return _one_line(reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply, 300)

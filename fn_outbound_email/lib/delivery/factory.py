@@ -15,7 +15,8 @@ def build_transport(settings, requests_common=None):
     if settings.transport != "smtp":
         return _http_transport(settings, requests_common)
     if settings.oauth2:
-        from fn_outbound_email.lib.auth.oauth2 import OAuth2Authenticator, OAuth2TokenProvider
+        from fn_outbound_email.lib.auth.oauth2 import OAuth2TokenProvider
+        from fn_outbound_email.lib.auth.xoauth2 import OAuth2Authenticator
         if settings.smtp_password:
             LOG.warning("Both smtp_password and OAuth2 (%s) are set: OAuth2 is used and the password ignored",
                         settings.oauth2.grant_description)
