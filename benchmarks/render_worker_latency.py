@@ -15,7 +15,8 @@ from benchmarks.common import SHIPPED_TEMPLATE, CountingSoarRest, Figure, median
 from fn_outbound_email.lib.soar.client import SoarClient
 from fn_outbound_email.lib.templates.helper import LazyList, TemplateHelper
 from fn_outbound_email.lib.templates.render import TemplateRenderer
-from fn_outbound_email.lib.templates.worker import WorkerPool, WorkerRenderer
+from fn_outbound_email.lib.templates.worker import WorkerRenderer
+from fn_outbound_email.lib.templates.worker_pool import WorkerPool
 
 TARGET = 5.0
 ROUNDS = 200

@@ -4,8 +4,8 @@
 - ``mailer.py``: the pipeline itself: validate a request, render, fetch attachments, compose, protect, deliver.
 - ``templates/``: Jinja in a sandbox: ``render`` (the environment), ``helper`` (``template_helper``, the names
   templates call), ``check`` (warnings for authors), ``limits`` (time and size budgets), ``sanitize`` (safe_html),
-  ``worker`` (rendering in worker processes with hard limits: the renderer sends and the CLI use) and
-  ``worker_main`` (the worker process itself).
+  ``worker`` (rendering in worker processes with hard limits: the renderer sends and the CLI use),
+  ``worker_pool`` (the processes, warm and replaced) and ``worker_main`` (the worker process itself).
 - ``message/``: the MIME message: ``compose``, ``header_policy`` (the email package's policies and the check of
   every header line it writes), ``addresses`` (parsing and header checks), ``plain_text`` (the text
   alternative of an HTML body), ``smime``.

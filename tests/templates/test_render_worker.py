@@ -17,7 +17,8 @@ from fn_outbound_email.cli.main import main
 from fn_outbound_email.lib.errors import ConfigurationError
 from fn_outbound_email.lib.settings import load_settings
 from fn_outbound_email.lib.templates import worker as render_worker
-from fn_outbound_email.lib.templates.worker import POOL, RenderWorker
+from fn_outbound_email.lib.templates.worker import POOL
+from fn_outbound_email.lib.templates.worker_pool import RenderWorker
 from tests.support.config_section import section
 from tests.support.function_runner import app_config, send_function
 from tests.support.smtp_server import free_port
